@@ -1,0 +1,5 @@
+"""`python -m reprocli` runs the `repro` command."""
+
+from reprocli.cli import main
+
+main()

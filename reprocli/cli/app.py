@@ -1,0 +1,117 @@
+"""The root `repro` command: global options and the one error boundary.
+
+Imports nothing heavy: each command imports its operation inside its body, so `repro --help`
+loads neither GitPython, fsspec, networkx nor s3fs (a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from reprocli import __version__
+from reprocli.cli import render
+from reprocli.errors import ReproError, UsageError
+
+
+class ReproGroup(TyperGroup):
+    """The only place exceptions become exit codes and one-line messages."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReproError as exc:
+            if _verbose(ctx) > 1:
+                traceback.print_exc()
+            render.error(str(exc), hint=exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            render.error("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) is not None and type(exc).__module__.startswith(
+                "typer"
+            ):
+                raise
+            if _verbose(ctx):
+                traceback.print_exc()
+            render.error(
+                f"internal error ({type(exc).__name__}: {exc})", hint="rerun with -v and report it"
+            )
+            raise typer.Exit(2) from None
+
+
+def _verbose(ctx: Any) -> int:
+    obj = ctx.obj
+    return obj.verbose if isinstance(obj, render.Options) else 0
+
+
+app = typer.Typer(
+    cls=ReproGroup,
+    name="repro",
+    help="Git-native reproducibility for data and machine learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
+Verbose = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More detail; -vv tracebacks.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        render.out(f"repro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path | None, typer.Option("-C", help="Run as if repro was started in DIR.", metavar="DIR")
+    ] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    json: Json = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Git-native reproducibility for data and machine learning."""
+    ctx.obj = render.Options(directory=directory, quiet=quiet, verbose=verbose, json=json)
+    if directory is not None:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise UsageError(f"-C {directory}: {exc.strerror}") from None
+
+
+def options(
+    ctx: typer.Context, *, quiet: bool = False, verbose: int = 0, json: bool = False
+) -> render.Options:
+    """The global options, with any given after the command name folded in."""
+    opts: render.Options = ctx.obj if isinstance(ctx.obj, render.Options) else render.Options()
+    opts.quiet = opts.quiet or quiet
+    opts.verbose = max(opts.verbose, verbose)
+    opts.json = opts.json or json
+    return opts
+
+
+from reprocli.cli import data  # noqa: E402, F401 - registers the commands
+
+__all__ = ["app"]

@@ -1,0 +1,232 @@
+"""Data commands: init, add, status, commit, checkout, version. Parse, call one operation, render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reprocli.cli import render
+from reprocli.cli.app import Json, Quiet, Verbose, app, options
+
+Paths = Annotated[
+    list[Path] | None, typer.Argument(help="Tracked paths (default: all).", show_default=False)
+]
+
+
+@app.command(rich_help_panel="Data")
+def init(
+    ctx: typer.Context,
+    no_scm: Annotated[bool, typer.Option("--no-scm", help="Use repro without Git.")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+) -> None:
+    """Create .repro/ at the root of the Git repository."""
+    from reprocli.operations.init import init as run_init
+
+    opts = options(ctx, quiet=quiet, verbose=verbose)
+    result = run_init(Path.cwd(), no_scm=no_scm)
+    if result.created:
+        render.note(opts, f"initialised repro in {result.root / '.repro'}")
+        render.note(opts, "next: repro add DATA, then git commit")
+    else:
+        render.note(opts, f"repro is already initialised in {result.root / '.repro'}")
+
+
+@app.command(rich_help_panel="Data")
+def add(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to track.")],
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    json: Json = False,
+) -> None:
+    """Track files or directories: cache their content and write PATH.repro pointers."""
+    from reprocli.operations.add import add as run_add
+    from reprocli.project import Project
+
+    opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    project = Project.discover()
+    with render.progress(opts) as progress:
+        added = run_add(project, paths, progress=progress)
+    _print_recorded(opts, added, verb="added")
+    if not opts.json and added and project.git is not None:
+        render.note(opts, "next: git commit the .repro pointers (already staged)")
+
+
+@app.command(rich_help_panel="Data")
+def commit(
+    ctx: typer.Context,
+    paths: Paths = None,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    json: Json = False,
+) -> None:
+    """Record the current content of tracked data in the cache and its pointers."""
+    from reprocli.operations.commit import commit as run_commit
+    from reprocli.project import Project
+
+    opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    with render.progress(opts) as progress:
+        recorded = run_commit(Project.discover(), paths or [], progress=progress)
+    _print_recorded(opts, [r for r in recorded if r.changed or opts.json], verb="recorded")
+    if not opts.json and not any(r.changed for r in recorded):
+        render.note(opts, "nothing to record: tracked data matches its pointers")
+
+
+def _print_recorded(opts: render.Options, items: list, *, verb: str) -> None:  # type: ignore[type-arg]
+    if opts.json:
+        render.emit_json(
+            {
+                "data": [
+                    {
+                        "path": r.path,
+                        "oid": r.oid,
+                        "size": r.size,
+                        "nfiles": r.nfiles,
+                        "changed": r.changed,
+                    }
+                    for r in items
+                ]
+            }
+        )
+        return
+    if opts.quiet:
+        return
+    for r in items:
+        files = f"{r.nfiles} files, " if r.nfiles is not None else ""
+        render.out(f"{verb} {r.path} ({files}{render.size(r.size)})")
+
+
+@app.command(rich_help_panel="Data")
+def status(
+    ctx: typer.Context,
+    paths: Paths = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when anything is out of date.")
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    json: Json = False,
+) -> None:
+    """Show tracked data that differs from its pointers; --check exits 1 if any does."""
+    from reprocli.operations.status import status as run_status
+    from reprocli.project import Project
+
+    opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    with render.progress(opts) as progress:
+        report = run_status(Project.discover(), paths or [], progress=progress)
+    if opts.json:
+        render.emit_json(
+            {
+                "clean": report.clean,
+                "data": [
+                    {
+                        "path": d.path,
+                        "state": d.state,
+                        "changes": [{"path": c.path, "kind": c.kind} for c in d.changes],
+                    }
+                    for d in report.data
+                ],
+            }
+        )
+    elif not opts.quiet:
+        _print_status(opts, report)
+    if check and not report.clean:
+        raise typer.Exit(1)
+
+
+_STATE_TEXT = {
+    "modified": "modified",
+    "missing": "missing from the workspace (run `repro checkout`)",
+    "not_in_cache": "not in the cache (run `repro commit`, or `repro pull`)",
+}
+
+
+def _print_status(opts: render.Options, report) -> None:  # type: ignore[no-untyped-def]
+    if not report.data:
+        render.out("no tracked data (track some with `repro add PATH`)")
+        return
+    for item in report.data:
+        if item.state == "clean":
+            if opts.verbose:
+                render.out(f"{item.path}: up to date")
+            continue
+        render.out(f"{item.path}: {_STATE_TEXT[item.state]}")
+        for change in item.changes:
+            render.out(f"    {change.kind + ':':<10}{item.path}/{change.path}")
+    if report.clean:
+        render.out(
+            f"up to date ({len(report.data)} tracked path{'s' if len(report.data) != 1 else ''})"
+        )
+
+
+@app.command(rich_help_panel="Data")
+def checkout(
+    ctx: typer.Context,
+    paths: Paths = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", "-f", help="Overwrite uncommitted changes and untracked files."),
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    json: Json = False,
+) -> None:
+    """Make tracked data in the workspace match its pointers."""
+    from reprocli.operations.checkout import checkout as run_checkout
+    from reprocli.project import Project
+
+    opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    with render.progress(opts) as progress:
+        result = run_checkout(Project.discover(), paths or [], force=force, progress=progress)
+    if opts.json:
+        render.emit_json(
+            {
+                "written": result.written,
+                "deleted": result.deleted,
+                "unchanged": result.unchanged,
+                "changed": list(result.changed),
+                "kept": list(result.kept),
+                "link_types": list(result.link_types),
+            }
+        )
+        return
+    for path in result.kept:
+        render.note(opts, f"kept untracked file {path} (use --force to remove it)")
+    if result.changed:
+        how = ", ".join(result.link_types) or "no files written"
+        render.note(
+            opts,
+            f"checked out {', '.join(result.changed)}: {result.written} written, "
+            f"{result.deleted} deleted ({how})",
+        )
+    else:
+        render.note(opts, "workspace already matches the pointers")
+
+
+@app.command(rich_help_panel="Help")
+def version(ctx: typer.Context, json: Json = False) -> None:
+    """Print the versions of repro, Python and the libraries it uses."""
+    import platform
+    from importlib import metadata
+
+    opts = options(ctx, json=json)
+    libraries = {}
+    for name in ("typer", "rich", "gitpython", "fsspec", "s3fs", "networkx", "pyyaml", "xxhash"):
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libraries[name] = None
+    from reprocli import __version__
+
+    if opts.json:
+        render.emit_json(
+            {"repro": __version__, "python": platform.python_version(), "libraries": libraries}
+        )
+        return
+    render.out(f"repro {__version__}")
+    render.out(f"python {platform.python_version()}")
+    for name, ver in libraries.items():
+        render.out(f"{name} {ver or 'not installed'}")

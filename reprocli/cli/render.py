@@ -1,0 +1,127 @@
+"""Everything the CLI prints: results on stdout, messages and progress on stderr.
+
+Plain text by default (fast to import); rich is loaded only to draw progress on a terminal.
+`--json` prints one document with a `version` key and sorted keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprocli.core.progress import SILENT, Progress
+
+
+@dataclass(slots=True)
+class Options:
+    """The global options of one invocation."""
+
+    directory: Path | None = None
+    quiet: bool = False
+    verbose: int = 0
+    json: bool = False
+
+
+def out(text: str = "") -> None:
+    """Print a line of the command's result on stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def note(opts: Options, text: str) -> None:
+    """Print a message for the human on stderr (silenced by -q)."""
+    if not opts.quiet:
+        sys.stderr.write(text + "\n")
+
+
+def error(message: str, *, hint: str | None = None) -> None:
+    """Print one error line (and an optional hint) on stderr."""
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+
+
+def emit_json(payload: dict[str, Any]) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(json.dumps({"version": 1, **payload}, indent=2, sort_keys=True) + "\n")
+
+
+def size(n: int) -> str:
+    """A byte count for humans: 1.5 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _wants_progress(opts: Options) -> bool:
+    if opts.quiet or opts.json or os.environ.get("CI"):
+        return False
+    return sys.stderr.isatty()
+
+
+class _RichProgress:
+    """A Progress drawing one transient rich bar on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as Bar
+
+        self.bar = Bar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task: Any = None
+        self.running = False
+
+    def start(self, description: str, total: int | None = None) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        if not self.running:
+            self.bar.start()
+            self.running = True
+        self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, amount: int = 1) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task, amount)
+
+    def finish(self) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+            self.task = None
+
+    def close(self) -> None:
+        if self.running:
+            self.bar.stop()
+            self.running = False
+
+
+@contextlib.contextmanager
+def progress(opts: Options) -> Iterator[Progress]:
+    """A Progress for long work: a bar on a terminal, nothing otherwise."""
+    if not _wants_progress(opts):
+        yield SILENT
+        return
+    bar = _RichProgress()
+    try:
+        yield bar
+    finally:
+        bar.close()

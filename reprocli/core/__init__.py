@@ -1,0 +1,1 @@
+"""Storage: objects, manifests, pointers, the stat cache and the workspace; knows nothing of commands."""

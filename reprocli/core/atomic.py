@@ -1,0 +1,148 @@
+"""Atomic, durable publishing of files: temp file, write, flush, rename, directory sync.
+
+Readers see the old file or the new one, never a mix (DESIGN §4 invariant 1). Temp names
+start with TEMP_PREFIX and carry the writer's PID so the next command can remove leftovers
+of a dead process; they can never match an object name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from reprocli.errors import StorageError
+
+TEMP_PREFIX = ".repro-tmp-"
+
+
+def temp_name() -> str:
+    """A fresh temp file name owned by this process."""
+    return f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def storage_error(exc: OSError, action: str, path: Path | str) -> StorageError:
+    """Translate an OSError into one clear line naming the action and the file."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on device"
+    return StorageError(f"{action} {path}: {reason.lower()}")
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename into it) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty page of the filesystem holding `path`: one sync for a whole batch.
+
+    This is what makes batched durability cheap (as Git's core.fsyncMethod=batch): objects
+    are written without fsync, then one syncfs covers all of them before they are renamed.
+    """
+    global _libc
+    if hasattr(os, "sync") and os.uname().sysname == "Linux":
+        if _libc is None:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if _libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    os.sync()
+
+
+def write_bytes(dest: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
+    """Publish `data` at `dest`: temp file, write, fsync, rename, fsync of the directory.
+
+    The temp file lives in `tmp_dir` when given (same filesystem), else beside `dest`.
+    """
+    folder = dest.parent
+    tmp = (tmp_dir or folder) / temp_name()
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV or tmp_dir is None:
+                raise
+            os.unlink(tmp)
+            write_bytes(dest, data, mode=mode)
+            return
+        fsync_dir(folder)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise storage_error(exc, "cannot write", dest) from exc
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """Read a small file whole, refusing files over `limit` bytes (hostile input guard)."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise StorageError(f"{path}: larger than {limit} bytes; not a file repro wrote")
+    return data
+
+
+def is_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (on this host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path) -> int:
+    """Delete temp files in `folder` left by processes that no longer run; return how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIX):
+            continue
+        pid_text = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if pid_text.isdigit() and is_alive(int(pid_text)) and int(pid_text) != os.getpid():
+            continue
+        if pid_text.isdigit() and int(pid_text) == os.getpid():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def temp_path(folder: Path) -> Iterator[Path]:
+    """Yield a fresh temp path in `folder`; remove it on the way out unless it was renamed."""
+    path = folder / temp_name()
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

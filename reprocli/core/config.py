@@ -1,0 +1,173 @@
+"""Configuration: defaults < system < global < repository < local (docs/formats.md#config).
+
+`.repro/config.yaml` is tracked by Git; `.repro/config.local.yaml` is not (per-machine
+options, credentials). Every file is validated; an unknown key is an error naming the file.
+`cache.dir` is honoured only from untracked levels: a cloned repository must not be able to
+point repro's deletions (gc) at an arbitrary folder (RELIABILITY G5).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from reprocli.core import yamlio
+from reprocli.errors import InvalidFileError
+
+LinkType = Literal["reflink", "copy", "hardlink", "symlink"]
+LINK_TYPES: tuple[LinkType, ...] = ("reflink", "copy", "hardlink", "symlink")
+DEFAULT_LINK_TYPES: tuple[LinkType, ...] = ("reflink", "copy")
+Level = Literal["system", "global", "repo", "local"]
+VERSION = 1
+
+# section -> key -> (type, levels where it may be set)
+_ANY: tuple[Level, ...] = ("system", "global", "repo", "local")
+_UNTRACKED: tuple[Level, ...] = ("system", "global", "local")
+SCHEMA: dict[str, dict[str, tuple[type, tuple[Level, ...]]]] = {
+    "core": {"autostage": (bool, _ANY), "no_scm": (bool, _ANY), "remote": (str, _ANY)},
+    "cache": {"type": (str, _ANY), "dir": (str, _UNTRACKED)},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The merged, validated configuration of one project."""
+
+    autostage: bool = True
+    no_scm: bool = False
+    link_types: tuple[LinkType, ...] = DEFAULT_LINK_TYPES
+    cache_dir: str | None = None
+    default_remote: str | None = None
+    remotes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def global_dir() -> Path:
+    """The per-user config folder (REPRO_GLOBAL_CONFIG_DIR overrides it)."""
+    override = os.environ.get("REPRO_GLOBAL_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs  # noqa: PLC0415 - only commands that read config pay for it
+
+    return Path(platformdirs.user_config_dir("repro"))
+
+
+def system_dir() -> Path:
+    """The machine-wide config folder (REPRO_SYSTEM_CONFIG_DIR overrides it)."""
+    override = os.environ.get("REPRO_SYSTEM_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs  # noqa: PLC0415
+
+    return Path(platformdirs.site_config_dir("repro"))
+
+
+def paths_for(repro_dir: Path) -> dict[Level, Path]:
+    """Where each level's file lives, lowest precedence first."""
+    return {
+        "system": system_dir() / "config.yaml",
+        "global": global_dir() / "config.yaml",
+        "repo": repro_dir / "config.yaml",
+        "local": repro_dir / "config.local.yaml",
+    }
+
+
+def parse_link_types(text: str, where: str) -> tuple[LinkType, ...]:
+    """Parse `cache.type` ("reflink,copy") into an ordered tuple of link types."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    for name in names:
+        if name not in LINK_TYPES:
+            raise InvalidFileError(
+                f"{where}: cache.type: unknown link type {name!r} (one of {', '.join(LINK_TYPES)})"
+            )
+    if not names:
+        raise InvalidFileError(f"{where}: cache.type is empty")
+    return tuple(cast(LinkType, n) for n in names)
+
+
+def read_level(path: Path, level: Level) -> dict[str, Any]:
+    """Read and validate one config file; a missing file is an empty mapping."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InvalidFileError(f"{path}: cannot read ({exc.strerror})") from None
+    raw = yamlio.load(data, where=str(path))
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidFileError(f"{path}: a config file is a mapping of sections")
+    version = raw.get("version", VERSION)
+    if version != VERSION:
+        raise InvalidFileError(f"{path}: unsupported config version {version!r}")
+    for section, values in raw.items():
+        if section == "version":
+            continue
+        if section == "remotes":
+            _check_remotes(values, path)
+            continue
+        if section not in SCHEMA:
+            raise InvalidFileError(f"{path}: unknown section {section!r}")
+        if not isinstance(values, dict):
+            raise InvalidFileError(f"{path}: {section} must be a mapping")
+        for key, value in values.items():
+            spec = SCHEMA[section].get(key)
+            if spec is None:
+                raise InvalidFileError(f"{path}: unknown option {section}.{key}")
+            kind, levels = spec
+            if type(value) is not kind:
+                raise InvalidFileError(f"{path}: {section}.{key} must be a {kind.__name__}")
+            if level not in levels:
+                raise InvalidFileError(
+                    f"{path}: {section}.{key} may not be set in the tracked config",
+                    hint="set it in .repro/config.local.yaml or the global config",
+                )
+    return raw
+
+
+def _check_remotes(values: object, path: Path) -> None:
+    if not isinstance(values, dict):
+        raise InvalidFileError(f"{path}: remotes must be a mapping of names")
+    for name, options in values.items():
+        if not isinstance(options, dict) or not isinstance(options.get("url", ""), str):
+            raise InvalidFileError(f"{path}: remote {name!r} must be a mapping with a url")
+
+
+def load(repro_dir: Path) -> Config:
+    """Merge every level for the project whose `.repro/` is `repro_dir`."""
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[str, Path] = {}
+    for level, path in paths_for(repro_dir).items():
+        for section, values in read_level(path, level).items():
+            if section == "version":
+                continue
+            target = merged.setdefault(section, {})
+            for key, value in values.items():
+                if section == "remotes":
+                    target.setdefault(key, {}).update(value)
+                else:
+                    target[key] = value
+                origin[f"{section}.{key}"] = path
+    core = merged.get("core", {})
+    cache = merged.get("cache", {})
+    link_types = DEFAULT_LINK_TYPES
+    if "type" in cache:
+        link_types = parse_link_types(cache["type"], str(origin["cache.type"]))
+    return Config(
+        autostage=core.get("autostage", True),
+        no_scm=core.get("no_scm", False),
+        link_types=link_types,
+        cache_dir=cache.get("dir"),
+        default_remote=core.get("remote"),
+        remotes=merged.get("remotes", {}),
+    )
+
+
+def initial_bytes(*, no_scm: bool) -> bytes:
+    """The tracked config `repro init` writes."""
+    lines = [f"version: {VERSION}", "core:", "  autostage: true"]
+    if no_scm:
+        lines.append("  no_scm: true")
+    return ("\n".join(lines) + "\n").encode()

@@ -1,0 +1,34 @@
+"""Keeping tracked data out of Git: one anchored `/name` line per path in its folder's .gitignore."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reprocli.core import atomic
+
+_SPECIAL = re.compile(r"([\\*?\[\]!#])")
+
+
+def entry_for(name: str) -> str:
+    """The .gitignore line matching exactly the file or folder `name` in the same folder."""
+    escaped = _SPECIAL.sub(r"\\\1", name)
+    if escaped.endswith(" "):
+        escaped = escaped[:-1] + "\\ "
+    return "/" + escaped
+
+
+def ensure_ignored(folder: Path, name: str, *, tmp_dir: Path) -> bool:
+    """Add `name` to `folder/.gitignore` unless present; return whether the file changed."""
+    path = folder / ".gitignore"
+    line = entry_for(name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if line in text.splitlines():
+        return False
+    if text and not text.endswith("\n"):
+        text += "\n"
+    atomic.write_bytes(path, (text + line + "\n").encode("utf-8"), tmp_dir=tmp_dir)
+    return True

@@ -1,0 +1,163 @@
+"""Placing cached objects in the workspace by the first link type that works (DESIGN §4).
+
+`reflink` clones (FICLONE); `copy` hashes while it copies, so corrupt cache bytes are never
+materialised; `hardlink` and `symlink` share the read-only cache file. Every placement
+writes a temp file and renames it over the destination: never an in-place truncate, so a
+file hardlinked elsewhere is detached rather than rewritten (RELIABILITY F5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+from reprocli.core import atomic
+from reprocli.core.config import LinkType
+from reprocli.core.hashing import SMALL_FILE, ObjectId, chunk_size_for, oid_of_bytes, read_small
+from reprocli.core.objects import ObjectStore, copy_hashing
+from reprocli.errors import CorruptObjectError, StorageError
+
+FICLONE = 0x40049409
+_UNSUPPORTED = {
+    errno.EOPNOTSUPP,
+    errno.ENOTTY,
+    errno.EXDEV,
+    errno.EINVAL,
+    errno.ENOSYS,
+    errno.EPERM,
+}
+
+
+class Linker:
+    """Materialises objects; remembers which link types failed on this filesystem."""
+
+    def __init__(self, store: ObjectStore, types: tuple[LinkType, ...], tmp_dir: Path) -> None:
+        self.store = store
+        self.types = list(types)
+        self.tmp_dir = tmp_dir
+        self.used: set[LinkType] = set()
+        self.umask = _current_umask()
+
+    def place(self, oid: ObjectId, dest: Path, *, executable: bool) -> None:
+        """Put object `oid` at `dest` (replacing whatever is there) with the given exec bit."""
+        source = self.store.path_of(oid)
+        mode = (0o777 if executable else 0o666) & ~self.umask
+        for kind in list(self.types):
+            tmp = self._temp_for(dest)
+            try:
+                done = self._try(kind, source, tmp, oid, mode)
+            except CorruptObjectError:
+                _discard(tmp)
+                raise CorruptObjectError(
+                    f"cache object {oid} for {dest} is corrupt; it was not checked out",
+                    hint="run `repro fsck --repair`, then `repro pull` or `repro add` it again",
+                ) from None
+            except FileNotFoundError as exc:
+                _discard(tmp)
+                if not source.exists():
+                    raise
+                raise atomic.storage_error(exc, "cannot write", dest) from exc
+            except OSError as exc:
+                _discard(tmp)
+                raise atomic.storage_error(exc, "cannot write", dest) from exc
+            if not done:
+                _discard(tmp)
+                self.types.remove(kind)
+                continue
+            try:
+                os.replace(tmp, dest)
+            except OSError as exc:
+                _discard(tmp)
+                raise atomic.storage_error(exc, "cannot write", dest) from exc
+            self.used.add(kind)
+            return
+        raise StorageError(f"cannot check out {dest}: no configured link type works here")
+
+    def _temp_for(self, dest: Path) -> Path:
+        # The temp must be on the destination's filesystem for the rename to be atomic.
+        if self.tmp_dir.stat().st_dev == _device_of(dest.parent):
+            return self.tmp_dir / atomic.temp_name()
+        return dest.parent / atomic.temp_name()
+
+    def _try(self, kind: LinkType, source: Path, tmp: Path, oid: ObjectId, mode: int) -> bool:
+        if kind == "copy":
+            _copy_verified(source, tmp, oid, mode)
+            return True
+        if kind == "reflink":
+            return _reflink(source, tmp, mode)
+        size = source.stat().st_size
+        if kind == "hardlink":
+            if size == 0:  # never hardlink empty files: one inode shared by every empty file
+                _copy_verified(source, tmp, oid, mode)
+                return True
+            try:
+                os.link(source, tmp)
+            except OSError as exc:
+                if exc.errno == errno.EMLINK:
+                    _copy_verified(source, tmp, oid, mode)
+                    return True
+                if exc.errno in _UNSUPPORTED:
+                    return False
+                raise
+            return True
+        os.symlink(source.absolute(), tmp)
+        return True
+
+
+def _device_of(folder: Path) -> int:
+    return folder.stat().st_dev
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _discard(tmp: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def _copy_verified(source: Path, tmp: Path, oid: ObjectId, mode: int) -> None:
+    src = os.open(source, os.O_RDONLY)
+    try:
+        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            size = os.fstat(src).st_size
+            if size <= SMALL_FILE:
+                data = read_small(src, size)
+                if oid_of_bytes(data) != oid:
+                    raise CorruptObjectError(f"cache object {oid} is corrupt")
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(dst, view) :]
+            else:
+                copy_hashing(src, dst, chunk_size_for(size), expected=oid)
+            os.fchmod(dst, mode)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _reflink(source: Path, tmp: Path, mode: int) -> bool:
+    src = os.open(source, os.O_RDONLY)
+    try:
+        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            try:
+                fcntl.ioctl(dst, FICLONE, src)
+            except OSError as exc:
+                if exc.errno in _UNSUPPORTED:
+                    return False
+                raise
+            os.fchmod(dst, mode)
+            return True
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)

@@ -1,0 +1,84 @@
+"""Directory manifests: the `.dir` object listing a tree's files (DESIGN §3–4, docs/formats.md).
+
+A manifest is UTF-8 JSON, a list of {"exec", "oid", "path", "size"} objects sorted by path,
+with no whitespace: the same tree gives the same bytes, hence the same id, on every machine.
+Decoding validates every entry (invariant 5) before anything uses it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from reprocli.core import paths
+from reprocli.core.hashing import FILE_OID_PATTERN, ObjectId
+from reprocli.core.paths import RepoPath
+from reprocli.errors import InvalidFileError
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file of a tracked directory: its path inside the directory, object, size, exec bit."""
+
+    path: RepoPath
+    oid: ObjectId
+    size: int
+    exec: bool
+
+
+def encode(entries: list[Entry]) -> bytes:
+    """The canonical bytes of a manifest; `entries` must already be sorted by path."""
+    return json.dumps(
+        [{"exec": e.exec, "oid": e.oid, "path": e.path, "size": e.size} for e in entries],
+        ensure_ascii=False,
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode("utf-8")
+
+
+def decode(data: bytes, *, where: str) -> list[Entry]:
+    """Parse and validate a manifest; raise InvalidFileError naming `where` on any defect."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidFileError(f"{where}: not a valid manifest ({exc})") from None
+    if not isinstance(raw, list):
+        raise InvalidFileError(f"{where}: a manifest is a JSON list of entries")
+    entries: list[Entry] = []
+    previous = ""
+    match_oid = FILE_OID_PATTERN.fullmatch
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or item.keys() != {"exec", "oid", "path", "size"}:
+            raise InvalidFileError(
+                f"{where}: entry {index} must have exactly exec, oid, path and size"
+            )
+        path, oid, size, is_exec = item["path"], item["oid"], item["size"], item["exec"]
+        reason = paths.problem(path)
+        if reason is not None:
+            raise InvalidFileError(f"{where}: entry {index}: path {path!r} {reason}")
+        if path <= previous:
+            what = "duplicate" if path == previous else "out of order"
+            raise InvalidFileError(f"{where}: entry {index}: path {path!r} is {what}")
+        if not isinstance(oid, str) or match_oid(oid) is None:
+            raise InvalidFileError(f"{where}: entry {index}: bad oid {oid!r}")
+        if type(size) is not int or size < 0:
+            raise InvalidFileError(f"{where}: entry {index}: bad size {size!r}")
+        if type(is_exec) is not bool:
+            raise InvalidFileError(f"{where}: entry {index}: exec must be true or false")
+        previous = path
+        entries.append(Entry(RepoPath(path), ObjectId(oid), size, is_exec))
+    _refuse_files_as_folders(entries, where)
+    return entries
+
+
+def _refuse_files_as_folders(entries: list[Entry], where: str) -> None:
+    """A path may not be both a file and the folder of another entry ("a" and "a/b")."""
+    files = {e.path for e in entries}
+    for entry in entries:
+        path = entry.path
+        cut = path.rfind("/")
+        while cut > 0:
+            path = RepoPath(path[:cut])
+            if path in files:
+                raise InvalidFileError(f"{where}: {entry.path!r} is inside file {path!r}")
+            cut = path.rfind("/")

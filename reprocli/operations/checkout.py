@@ -1,0 +1,240 @@
+"""`repro checkout`: make the workspace match the pointers.
+
+Two phases (RELIABILITY invariant 4): first plan every pointer — load manifests, find what
+must be written or deleted, check that every object is in the cache and that nothing
+uncommitted would be overwritten — and only then touch the workspace. A file is replaced
+or deleted only when its current bytes are in the cache, or with `force`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat as statmod
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reprocli.core import manifest, workspace
+from reprocli.core.hashing import ObjectId
+from reprocli.core.links import Linker
+from reprocli.core.manifest import Entry
+from reprocli.core.paths import RepoPath, has_symlink_parent
+from reprocli.core.pointer import Pointer
+from reprocli.core.progress import SILENT, Progress
+from reprocli.errors import MissingObjectError, UncommittedChangesError, UnsafePathError
+from reprocli.operations.status import select
+from reprocli.project import Project
+
+LISTED = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    """What checkout changed: files written and deleted, untracked files it left alone."""
+
+    written: int
+    deleted: int
+    unchanged: int
+    changed: tuple[RepoPath, ...]
+    kept: tuple[str, ...]
+    link_types: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Plan:
+    ptr: Pointer
+    writes: list[Entry] = field(default_factory=list)
+    chmods: list[Entry] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    clear_first: bool = False
+    unchanged: int = 0
+
+    @property
+    def is_noop(self) -> bool:
+        return not (self.writes or self.chmods or self.deletes or self.clear_first)
+
+
+def checkout(
+    project: Project,
+    paths: Sequence[str | Path] = (),
+    *,
+    force: bool = False,
+    progress: Progress = SILENT,
+) -> CheckoutResult:
+    """Restore the data of every selected pointer from the cache."""
+    pointers = select(project.pointers(), project, paths)
+    with project.locked():
+        plans = [plan(project, ptr, force=force) for ptr in pointers]
+        conflicts = [c for p in plans for c in p.conflicts]
+        if conflicts:
+            shown = ", ".join(conflicts[:LISTED]) + (" …" if len(conflicts) > LISTED else "")
+            raise UncommittedChangesError(
+                f"checkout would overwrite {len(conflicts)} uncommitted change(s): {shown}",
+                hint="record them with `repro commit`, or discard them with `repro checkout --force`",
+            )
+        linker = Linker(project.store, project.config.link_types, project.tmp_dir)
+        total = sum(len(p.writes) for p in plans)
+        progress.start("checking out", total)
+        for item in plans:
+            if not item.is_noop:
+                apply(project, item, linker, progress)
+        progress.finish()
+    return CheckoutResult(
+        written=total,
+        deleted=sum(len(p.deletes) for p in plans),
+        unchanged=sum(p.unchanged for p in plans),
+        changed=tuple(p.ptr.data for p in plans if not p.is_noop),
+        kept=tuple(f"{p.ptr.data}/{k}" for p in plans for k in p.kept),
+        link_types=tuple(sorted(linker.used)),
+    )
+
+
+def plan(project: Project, ptr: Pointer, *, force: bool) -> _Plan:
+    """Decide what restoring `ptr` takes, without changing anything."""
+    store = project.store
+    link = has_symlink_parent(project.root, ptr.data)
+    if link is not None:
+        raise UnsafePathError(
+            f"{ptr.file}: the folder {link} on the way to {ptr.data} is a symlink"
+        )
+    if ptr.is_dir:
+        target = manifest.decode(store.read_bytes(ptr.oid), where=f"{ptr.file}: manifest {ptr.oid}")
+    else:
+        target = [Entry(RepoPath(""), ptr.oid, ptr.size, ptr.exec)]
+    result = _Plan(ptr)
+    path = project.path(ptr.data)
+    current: dict[str, Entry] = {}
+    if os.path.lexists(path):
+        st = os.lstat(path)
+        if statmod.S_ISDIR(st.st_mode) == ptr.is_dir and not statmod.S_ISLNK(st.st_mode):
+            snap = workspace.snapshot(path, ptr.data, project.stat_cache, workspace.hash_only)
+            if snap.entries is None:
+                current = {"": Entry(RepoPath(""), snap.oid, snap.size, snap.exec)}
+            else:
+                current = {e.path: e for e in snap.entries}
+        elif force or _is_cached(project, path):
+            result.clear_first = True
+        else:
+            result.conflicts.append(ptr.data)
+    for entry in target:
+        have = current.pop(entry.path, None)
+        if have is None:
+            result.writes.append(entry)
+        elif have.oid != entry.oid:
+            if force or store.has(have.oid):
+                result.writes.append(entry)
+            else:
+                result.conflicts.append(_join(ptr.data, entry.path))
+        elif have.exec != entry.exec:
+            result.chmods.append(entry)
+        else:
+            result.unchanged += 1
+    for name, extra in current.items():
+        if force or store.has(extra.oid):
+            result.deletes.append(name)
+        else:
+            result.kept.append(name)
+    missing = [e.oid for e in result.writes if not store.has(e.oid)]
+    if missing:
+        raise MissingObjectError(
+            f"{ptr.data}: {len(missing)} object(s) are not in the cache (first: {missing[0]})",
+            hint="fetch them with `repro pull`",
+        )
+    return result
+
+
+def _join(data: str, name: str) -> str:
+    return f"{data}/{name}" if name else data
+
+
+def _is_cached(project: Project, path: Path) -> bool:
+    """Whether every byte at `path` (a file, a link, or a tree) is safely in the cache."""
+    if path.is_symlink():
+        return False
+    if path.is_dir():
+        try:
+            files = workspace.scan(path)
+        except UnsafePathError:
+            return False
+        return all(project.store.has(workspace.hash_only(path / n, st)[0]) for n, st in files)
+    return project.store.has(workspace.hash_only(path, os.lstat(path))[0])
+
+
+def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> None:
+    """Carry out one plan: clear, delete, write, fix exec bits, update the stat cache."""
+    ptr = item.ptr
+    top = project.path(ptr.data)
+    if item.clear_first:
+        if top.is_dir() and not top.is_symlink():
+            shutil.rmtree(top)
+        else:
+            top.unlink()
+    for name in item.deletes:
+        _join_path(top, name).unlink()
+    for name in sorted({n.rpartition("/")[0] for n in item.deletes if "/" in n}, reverse=True):
+        _remove_empty(top, name)
+    made: set[str] = set()
+    placed: list[tuple[str, Path, ObjectId]] = []
+    if ptr.is_dir:
+        _ensure_dir(top, project.root)
+    for count, entry in enumerate(item.writes, 1):
+        dest = _join_path(top, entry.path)
+        folder = entry.path.rpartition("/")[0]
+        if folder and folder not in made:
+            _make_dirs(top, folder, made)
+        linker.place(entry.oid, dest, executable=entry.exec)
+        placed.append((_join(ptr.data, entry.path), dest, entry.oid))
+        if count % 256 == 0:
+            progress.advance(256)
+    progress.advance(len(item.writes) % 256)
+    for entry in item.chmods:
+        dest = _join_path(top, entry.path)
+        mode = os.lstat(dest).st_mode
+        os.chmod(dest, mode | 0o111 if entry.exec else mode & ~0o111)
+    recorded_ns = time.time_ns()
+    project.stat_cache.store(
+        [(rel, os.lstat(dest), oid) for rel, dest, oid in placed if not dest.is_symlink()],
+        recorded_ns,
+    )
+
+
+def _join_path(top: Path, name: str) -> Path:
+    return top / name if name else top
+
+
+def _ensure_dir(path: Path, root: Path) -> None:
+    if path.is_symlink():
+        raise UnsafePathError(f"{path}: is a symlink; refusing to write through it")
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def _make_dirs(top: Path, folder: str, made: set[str]) -> None:
+    """Create `top/folder` one component at a time, refusing to pass through a symlink."""
+    parts = folder.split("/")
+    for depth in range(1, len(parts) + 1):
+        sub = "/".join(parts[:depth])
+        if sub in made:
+            continue
+        path = top / sub
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            st = os.lstat(path)
+            if statmod.S_ISLNK(st.st_mode) or not statmod.S_ISDIR(st.st_mode):
+                raise UnsafePathError(
+                    f"{path}: is not a folder; refusing to write through it"
+                ) from None
+        made.add(sub)
+
+
+def _remove_empty(top: Path, folder: str) -> None:
+    parts = folder.split("/")
+    while parts:
+        with contextlib.suppress(OSError):
+            os.rmdir(top / "/".join(parts))
+        parts.pop()

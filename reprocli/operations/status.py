@@ -1,0 +1,121 @@
+"""`repro status`: how tracked data in the workspace differs from its pointers.
+
+"Out of date" is a result, not an error: the CLI turns a non-clean report into exit 1 only
+with `--check`. Status never writes anything but the stat cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from reprocli.core import manifest, workspace
+from reprocli.core.manifest import Entry
+from reprocli.core.paths import RepoPath
+from reprocli.core.pointer import Pointer
+from reprocli.core.progress import SILENT, Progress
+from reprocli.errors import MissingObjectError
+from reprocli.project import Project
+
+State = Literal["clean", "modified", "missing", "not_in_cache"]
+ChangeKind = Literal["added", "modified", "deleted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One file of a tracked directory that differs from the pointer's manifest."""
+
+    path: str
+    kind: ChangeKind
+
+
+@dataclass(frozen=True, slots=True)
+class DataStatus:
+    """One tracked path: its state and, for a modified directory, the files that changed.
+
+    States: clean; modified (workspace differs from the pointer); missing (no data in the
+    workspace: run checkout); not_in_cache (workspace matches, but the cache lacks objects).
+    """
+
+    path: RepoPath
+    state: State
+    changes: tuple[Change, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """The state of every tracked path that was asked about."""
+
+    data: tuple[DataStatus, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Whether everything is in step."""
+        return all(item.state == "clean" for item in self.data)
+
+
+def select(
+    pointers: Sequence[Pointer], project: Project, paths: Sequence[str | Path]
+) -> list[Pointer]:
+    """The pointers whose data is, contains, or lies inside one of `paths` (all when empty)."""
+    if not paths:
+        return list(pointers)
+    wanted = [project.target(p) for p in paths]
+    chosen = []
+    for ptr in pointers:
+        data, file = ptr.data, ptr.file
+        for rel in wanted:
+            if rel in (data, file) or rel.startswith(data + "/") or data.startswith(rel + "/"):
+                chosen.append(ptr)
+                break
+    return chosen
+
+
+def status(
+    project: Project, paths: Sequence[str | Path] = (), *, progress: Progress = SILENT
+) -> StatusReport:
+    """Compare each selected pointer with its data in the workspace."""
+    pointers = select(project.pointers(), project, paths)
+    return StatusReport(tuple(data_status(project, ptr, progress) for ptr in pointers))
+
+
+def data_status(project: Project, ptr: Pointer, progress: Progress = SILENT) -> DataStatus:
+    """The state of one tracked path."""
+    path = project.path(ptr.data)
+    if not os.path.lexists(path):
+        return DataStatus(ptr.data, "missing")
+    snap = workspace.snapshot(
+        path, ptr.data, project.stat_cache, workspace.hash_only, progress=progress
+    )
+    store = project.store
+    if snap.oid == ptr.oid:
+        entries = snap.entries or ()
+        if not store.has(ptr.oid) or not all(store.has(e.oid) for e in entries):
+            return DataStatus(ptr.data, "not_in_cache")
+        return DataStatus(ptr.data, "clean")
+    if not ptr.is_dir or snap.entries is None:
+        return DataStatus(ptr.data, "modified")
+    try:
+        recorded = manifest.decode(
+            store.read_bytes(ptr.oid), where=f"{ptr.file}: manifest {ptr.oid}"
+        )
+    except MissingObjectError:
+        return DataStatus(ptr.data, "modified")
+    return DataStatus(ptr.data, "modified", diff_entries(recorded, snap.entries))
+
+
+def diff_entries(old: Sequence[Entry], new: Sequence[Entry]) -> tuple[Change, ...]:
+    """Files added, modified (content or exec bit) or deleted between two manifests."""
+    before = {e.path: e for e in old}
+    after = {e.path: e for e in new}
+    changes = [Change(p, "deleted") for p in before.keys() - after.keys()]
+    changes += [Change(p, "added") for p in after.keys() - before.keys()]
+    changes += [
+        Change(p, "modified")
+        for p in before.keys() & after.keys()
+        if (before[p].oid, before[p].exec) != (after[p].oid, after[p].exec)
+    ]
+    return tuple(sorted(changes, key=lambda c: c.path))

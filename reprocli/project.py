@@ -1,0 +1,142 @@
+"""Project: one repro repository — its root, `.repro/` folders, config, cache, Git and lock.
+
+Opened once per command with `Project.discover`; everything an operation needs hangs off it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from reprocli.core import config as configmod
+from reprocli.core import gitrepo, lock, pointer
+from reprocli.core.atomic import remove_stale_temps, storage_error
+from reprocli.core.config import Config
+from reprocli.core.gitrepo import GitRepo
+from reprocli.core.objects import ObjectStore
+from reprocli.core.paths import RepoPath, has_symlink_parent, to_repo_path
+from reprocli.core.pointer import Pointer
+from reprocli.core.stat_cache import StatCache
+from reprocli.errors import InvalidFileError, NotAProjectError, UnsafePathError
+
+REPRO_DIR = ".repro"
+
+
+class Project:
+    """A repository with a `.repro/` folder at its root."""
+
+    def __init__(self, root: Path, config: Config) -> None:
+        self.root = root
+        self.config = config
+        self.repro_dir = root / REPRO_DIR
+        self.tmp_dir = self.repro_dir / "tmp"
+        self.state_dir = self.repro_dir / "state"
+        self.git: GitRepo | None = None if config.no_scm else GitRepo(root)
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Project:
+        """Open the project enclosing `start` (default: the working directory)."""
+        here = (start or Path.cwd()).absolute()
+        for folder in (here, *here.parents):
+            if (folder / REPRO_DIR).is_dir():
+                project = cls(folder, configmod.load(folder / REPRO_DIR))
+                if not project.config.no_scm and not (folder / ".git").exists():
+                    raise NotAProjectError(
+                        f"{folder}: has .repro/ but is not the root of a Git repository",
+                        hint="run `git init` there, or `repro init --no-scm` to use repro without Git",
+                    )
+                return project
+        if gitrepo.toplevel(here) is None:
+            raise NotAProjectError(
+                f"{here}: not a Git repository", hint="run `git init`, then `repro init`"
+            )
+        raise NotAProjectError(
+            f"{here}: not a repro project (no .repro/ here or in any parent)",
+            hint="run `repro init` at the repository root",
+        )
+
+    @functools.cached_property
+    def cache_root(self) -> Path:
+        """The object cache folder (`cache.dir`, default `.repro/cache`)."""
+        if self.config.cache_dir:
+            return (self.root / os.path.expanduser(self.config.cache_dir)).absolute()
+        return self.repro_dir / "cache"
+
+    @functools.cached_property
+    def store(self) -> ObjectStore:
+        """The local object cache."""
+        return ObjectStore(self.cache_root)
+
+    @functools.cached_property
+    def stat_cache(self) -> StatCache:
+        """The stat cache of this workspace."""
+        return StatCache(self.state_dir / "stat.db")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the repository lock, and clean up temp files of interrupted commands."""
+        try:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, "cannot create", self.tmp_dir) from exc
+        with lock.hold(self.repro_dir / "lock"):
+            remove_stale_temps(self.tmp_dir)
+            yield
+
+    def path(self, rel: str) -> Path:
+        """The absolute local path of a repository path."""
+        return self.root / rel
+
+    def target(self, user_path: str | Path) -> RepoPath:
+        """Check a path given on the command line and return it as a repository path."""
+        absolute = Path(os.path.abspath(user_path))
+        rel = to_repo_path(self.root, absolute)
+        first = rel.split("/", 1)[0]
+        if first == REPRO_DIR:
+            raise UnsafePathError(f"{user_path}: inside {REPRO_DIR}/, which repro manages itself")
+        link = has_symlink_parent(self.root, rel)
+        if link is not None:
+            raise UnsafePathError(f"{user_path}: its parent folder {link} is a symlink")
+        return rel
+
+    def pointer_files(self) -> list[RepoPath]:
+        """Every pointer file in the workspace (tracked, or new and not ignored), sorted."""
+        if self.git is not None:
+            listed = self.git.ls_files("*" + pointer.SUFFIX, others=True)
+            files = {p for p in listed if p.endswith(pointer.SUFFIX)}
+        else:
+            files = set(self._walk_pointers())
+        return sorted(RepoPath(p) for p in files if (self.root / p).is_file())
+
+    def _walk_pointers(self) -> Iterator[str]:
+        for folder, dirs, names in os.walk(self.root):
+            rel = os.path.relpath(folder, self.root)
+            tracked = {n[: -len(pointer.SUFFIX)] for n in names if n.endswith(pointer.SUFFIX)}
+            dirs[:] = [d for d in dirs if d not in (".git", REPRO_DIR) and d not in tracked]
+            for name in names:
+                if name.endswith(pointer.SUFFIX):
+                    yield name if rel == "." else f"{Path(rel).as_posix()}/{name}"
+
+    def read_pointer(self, file: RepoPath) -> Pointer:
+        """Parse the pointer file `file`."""
+        try:
+            data = (self.root / file).read_bytes()
+        except FileNotFoundError:
+            raise InvalidFileError(f"{file}: no such pointer file") from None
+        except OSError as exc:
+            raise InvalidFileError(f"{file}: cannot read ({exc.strerror})") from None
+        return pointer.decode(data, file=file)
+
+    def pointers(self) -> list[Pointer]:
+        """Every pointer in the workspace, parsed."""
+        return [self.read_pointer(f) for f in self.pointer_files()]
+
+    def pointer_for(self, rel: RepoPath) -> Pointer | None:
+        """The pointer tracking `rel` itself, if `rel.repro` exists."""
+        file = pointer.pointer_file_of(rel)
+        if (self.root / file).is_file():
+            return self.read_pointer(file)
+        return None
