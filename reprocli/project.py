@@ -8,17 +8,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reprocli.core import config as configmod
-from reprocli.core import gitrepo, lock, pointer
+from reprocli.core import gitrepo, lock, pointer, workspace
 from reprocli.core.atomic import remove_stale_temps, storage_error
 from reprocli.core.config import Config
 from reprocli.core.gitrepo import GitRepo
+from reprocli.core.hashing import ObjectId
 from reprocli.core.objects import ObjectStore
 from reprocli.core.paths import RepoPath, has_symlink_parent, to_repo_path
 from reprocli.core.pointer import Pointer
+from reprocli.core.progress import SILENT, Progress
 from reprocli.core.stat_cache import StatCache
 from reprocli.errors import InvalidFileError, NotAProjectError, UnsafePathError
 
@@ -71,9 +73,33 @@ class Project:
         return ObjectStore(self.cache_root)
 
     @functools.cached_property
+    def cache_links(self) -> str:
+        """The prefix of symlinks that point into the object cache (symlink link type)."""
+        return str(self.store.objects.absolute()) + os.sep
+
+    @functools.cached_property
     def stat_cache(self) -> StatCache:
         """The stat cache of this workspace."""
         return StatCache(self.state_dir / "stat.db")
+
+    def snapshot(
+        self,
+        rel: RepoPath,
+        hasher: workspace.Hasher = workspace.hash_only,
+        *,
+        known: Callable[[ObjectId], bool] | None = None,
+        progress: Progress = SILENT,
+    ) -> workspace.Snapshot:
+        """The object view of workspace data at `rel` (see workspace.snapshot)."""
+        return workspace.snapshot(
+            self.path(rel),
+            rel,
+            self.stat_cache,
+            hasher,
+            known=known,
+            cache_links=self.cache_links,
+            progress=progress,
+        )
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

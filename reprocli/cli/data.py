@@ -213,7 +213,7 @@ def version(ctx: typer.Context, json: Json = False) -> None:
     from importlib import metadata
 
     opts = options(ctx, json=json)
-    libraries = {}
+    libraries: dict[str, str | None] = {}
     for name in ("typer", "rich", "gitpython", "fsspec", "s3fs", "networkx", "pyyaml", "xxhash"):
         try:
             libraries[name] = metadata.version(name)

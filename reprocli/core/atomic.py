@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import itertools
 import os
 import secrets
 from collections.abc import Iterator
@@ -21,9 +22,17 @@ from reprocli.errors import StorageError
 TEMP_PREFIX = ".repro-tmp-"
 
 
+_serial = itertools.count()
+_token: tuple[int, str] = (0, "")
+
+
 def temp_name() -> str:
-    """A fresh temp file name owned by this process."""
-    return f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+    """A fresh temp file name owned by this process: prefix, PID, a random token, a counter."""
+    global _token
+    pid = os.getpid()
+    if _token[0] != pid:  # a new process (or a fork) draws a new token
+        _token = (pid, secrets.token_hex(4))
+    return f"{TEMP_PREFIX}{pid}-{_token[1]}{next(_serial)}"
 
 
 def storage_error(exc: OSError, action: str, path: Path | str) -> StorageError:

@@ -46,6 +46,10 @@ class Linker:
         source = self.store.path_of(oid)
         mode = (0o777 if executable else 0o666) & ~self.umask
         for kind in list(self.types):
+            if executable and kind in ("hardlink", "symlink"):
+                # The shared cache file is read-only and not executable: an executable
+                # file gets its own copy so that its exec bit survives.
+                kind = "copy"
             tmp = self._temp_for(dest)
             try:
                 done = self._try(kind, source, tmp, oid, mode)

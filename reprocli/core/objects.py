@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import xxhash
@@ -27,6 +27,8 @@ from reprocli.core.hashing import (
 from reprocli.errors import CorruptObjectError, MissingObjectError
 
 OBJECT_MODE = 0o444
+# Above this many objects, listing the fan-out folders beats one stat per object.
+LIST_THRESHOLD = 2_000
 BATCH_FILES = 50_000
 BATCH_BYTES = 1 << 30
 
@@ -36,10 +38,10 @@ class Batch:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self.pending: dict[ObjectId, Path] = {}
+        self.pending: dict[ObjectId, str] = {}
         self.pending_bytes = 0
 
-    def add(self, oid: ObjectId, tmp: Path, size: int) -> None:
+    def add(self, oid: ObjectId, tmp: str, size: int) -> None:
         """Queue a fully written temp file for publication under `oid`."""
         if oid in self.pending:
             os.unlink(tmp)
@@ -64,13 +66,18 @@ class Batch:
                 store.publish(oid, tmp)
             atomic.sync_filesystem(store.objects)
         except OSError as exc:
+            self.discard()
             raise atomic.storage_error(exc, "cannot write to cache", store.root) from exc
-        finally:
-            for tmp in self.pending.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            self.pending.clear()
-            self.pending_bytes = 0
+        self.pending.clear()
+        self.pending_bytes = 0
+
+    def discard(self) -> None:
+        """Delete the temp files of objects not yet published."""
+        for tmp in self.pending.values():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self.pending.clear()
+        self.pending_bytes = 0
 
 
 class ObjectStore:
@@ -80,6 +87,8 @@ class ObjectStore:
         self.root = root
         self.objects = root / "objects"
         self.tmp = root / "tmp"
+        self._prefix = f"{self.objects}{os.sep}"
+        self._tmp = f"{self.tmp}{os.sep}"
         self._dirs: set[str] = set()
 
     def path_of(self, oid: ObjectId) -> Path:
@@ -88,7 +97,20 @@ class ObjectStore:
 
     def has(self, oid: ObjectId) -> bool:
         """Whether object `oid` is present (not whether it is intact: see `verify`)."""
-        return os.path.exists(self.objects / oid[:2] / oid[2:])
+        return os.path.exists(f"{self._prefix}{oid[:2]}/{oid[2:]}")
+
+    def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
+        """The subset of `oids` not present: one stat each for a few, folder listings for many."""
+        wanted = set(oids)
+        if len(wanted) <= LIST_THRESHOLD:
+            return {oid for oid in wanted if not self.has(oid)}
+        present: set[str] = set()
+        for prefix in {oid[:2] for oid in wanted}:
+            try:
+                present.update(prefix + name for name in os.listdir(self._prefix + prefix))
+            except FileNotFoundError:
+                continue
+        return wanted - present
 
     def prepare(self) -> None:
         """Create the store's folders and drop temp files of dead writers."""
@@ -107,27 +129,23 @@ class ObjectStore:
         try:
             yield batch
         except BaseException:
-            for tmp in batch.pending.values():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            batch.pending.clear()
+            batch.discard()
             raise
         batch.flush()
 
-    def publish(self, oid: ObjectId, tmp: Path) -> None:
+    def publish(self, oid: ObjectId, tmp: str | Path) -> None:
         """Rename a durable temp file under `oid` unless an object of that name exists."""
         prefix = oid[:2]
-        folder = self.objects / prefix
         if prefix not in self._dirs:
-            folder.mkdir(exist_ok=True)
+            os.makedirs(self._prefix + prefix, exist_ok=True)
             self._dirs.add(prefix)
-        final = folder / oid[2:]
+        final = f"{self._prefix}{prefix}/{oid[2:]}"
         if os.path.exists(final):
             os.unlink(tmp)
         else:
             os.replace(tmp, final)
 
-    def ingest(self, source: Path, batch: Batch, size_hint: int) -> tuple[ObjectId, int]:
+    def ingest(self, source: str | Path, batch: Batch, size_hint: int) -> tuple[ObjectId, int]:
         """Hash `source` and copy it into the batch unless present; return (oid, size).
 
         Small files are read once and written only when the object is new. Large files are
@@ -142,7 +160,7 @@ class ObjectStore:
                 data = read_small(fd, size_hint)
                 oid = oid_of_bytes(data)
                 if not batch.knows(oid):
-                    tmp = self.tmp / atomic.temp_name()
+                    tmp = f"{self._tmp}{atomic.temp_name()}"
                     self._write_new(tmp, data)
                     batch.add(oid, tmp, len(data))
                 return oid, len(data)
@@ -152,7 +170,7 @@ class ObjectStore:
         finally:
             os.close(fd)
 
-    def _write_new(self, tmp: Path, data: bytes) -> None:
+    def _write_new(self, tmp: str, data: bytes) -> None:
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
         try:
             view = memoryview(data)
@@ -165,7 +183,7 @@ class ObjectStore:
         os.close(out)
 
     def _ingest_stream(self, fd: int, batch: Batch, size_hint: int) -> tuple[ObjectId, int]:
-        tmp = self.tmp / atomic.temp_name()
+        tmp = f"{self._tmp}{atomic.temp_name()}"
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
         try:
             oid, total = copy_hashing(fd, out, chunk_size_for(size_hint))

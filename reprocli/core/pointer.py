@@ -101,7 +101,7 @@ def decode(data: bytes, *, file: RepoPath) -> Pointer:
             f"{file}: unsupported hash {out.get('hash')!r} (expected {HASH_NAME})"
         )
     oid = out.get("oid")
-    if not is_oid(oid):
+    if not isinstance(oid, str) or not is_oid(oid):
         raise InvalidFileError(f"{file}: bad oid {oid!r} (32 lowercase hex digits, optional .dir)")
     size = out.get("size")
     if type(size) is not int or size < 0:

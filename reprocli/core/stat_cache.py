@@ -21,12 +21,22 @@ from reprocli.core.hashing import ObjectId
 RACY_WINDOW_NS = 20_000_000
 COARSE_WINDOW_NS = 2_000_000_000
 
-Key = tuple[int, int, int, int, int]
+Row = tuple[str, int, int, int, int, int, ObjectId]
+"""path, ino, size, mtime_ns, ctime_ns, mode, oid"""
 
 
-def key_of(st: os.stat_result) -> Key:
-    """The part of a stat result that must not change for a cached oid to stay valid."""
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+def lookup(row: Row | None, st: os.stat_result) -> ObjectId | None:
+    """The cached oid when `row` matches `st` exactly, else None."""
+    if (
+        row is not None
+        and row[3] == st.st_mtime_ns
+        and row[2] == st.st_size
+        and row[1] == st.st_ino
+        and row[4] == st.st_ctime_ns
+        and row[5] == st.st_mode
+    ):
+        return row[6]
+    return None
 
 
 def is_racy(st: os.stat_result, recorded_ns: int) -> bool:
@@ -65,21 +75,25 @@ class StatCache:
         )
         return db
 
-    def load(self, prefix: str) -> dict[str, tuple[Key, ObjectId]]:
-        """Every entry for `prefix` itself or below it (`prefix/...`)."""
+    def load(self, prefix: str) -> dict[str, Row]:
+        """Every entry for `prefix` itself or below it (`prefix/...`), keyed by path."""
         try:
             rows = self._connect().execute(
                 "SELECT path, ino, size, mtime_ns, ctime_ns, mode, oid FROM stat"
                 " WHERE path = ? OR (path >= ? AND path < ?)",
                 (prefix, prefix + "/", prefix + "0"),  # "0" sorts right after "/"
             )
-            return {row[0]: ((row[1], row[2], row[3], row[4], row[5]), row[6]) for row in rows}
+            return {row[0]: row for row in rows}
         except sqlite3.DatabaseError:
             return {}
 
     def store(self, entries: Iterable[tuple[str, os.stat_result, ObjectId]], now_ns: int) -> None:
         """Record entries whose stat is not racy at `now_ns`; silently skip when busy."""
-        rows = [(path, *key_of(st), oid) for path, st, oid in entries if not is_racy(st, now_ns)]
+        rows = [
+            (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, oid)
+            for path, st, oid in entries
+            if not is_racy(st, now_ns)
+        ]
         if not rows:
             return
         try:

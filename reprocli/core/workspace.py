@@ -20,7 +20,7 @@ from reprocli.core.manifest import Entry
 from reprocli.core.objects import Batch
 from reprocli.core.paths import RepoPath
 from reprocli.core.progress import SILENT, Progress
-from reprocli.core.stat_cache import StatCache, key_of
+from reprocli.core.stat_cache import Row, StatCache, lookup
 from reprocli.errors import UnsafePathError
 
 PROGRESS_STEP = 256
@@ -42,11 +42,13 @@ class Snapshot:
         return None if self.entries is None else len(self.entries)
 
 
-def scan(top: Path) -> list[tuple[str, os.stat_result]]:
+def scan(top: Path, *, cache_links: str | None = None) -> list[tuple[str, os.stat_result]]:
     """Every regular file under `top` with its stat, sorted by relative POSIX path.
 
-    Skips `.git` folders and repro's own temp files; a symlink is an error (repro stores
-    file content, and following links could read or write outside the repository).
+    Skips `.git` folders and repro's own temp files. A symlink is an error (repro stores
+    file content, and following links could read or write outside the repository), except a
+    link into the object cache folder `cache_links`, which checkout made in symlink mode:
+    it stands for the cached file it points to.
     """
     found: list[tuple[str, os.stat_result]] = []
     stack = [("", str(top))]
@@ -61,6 +63,8 @@ def scan(top: Path) -> list[tuple[str, os.stat_result]]:
                 elif entry.is_file(follow_symlinks=False):
                     if not name.startswith(TEMP_PREFIX):
                         found.append((prefix + name, entry.stat(follow_symlinks=False)))
+                elif entry.is_symlink() and is_cache_link(entry.path, cache_links):
+                    found.append((prefix + name, os.stat(entry.path)))
                 elif entry.is_symlink():
                     raise UnsafePathError(
                         f"{entry.path}: is a symlink; repro tracks file content, not links",
@@ -70,15 +74,26 @@ def scan(top: Path) -> list[tuple[str, os.stat_result]]:
     return found
 
 
+def is_cache_link(path: str | Path, cache_links: str | None) -> bool:
+    """Whether `path` is a symlink into the object cache folder `cache_links`."""
+    if cache_links is None:
+        return False
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return False
+    return target.startswith(cache_links) and os.path.isfile(target)
+
+
 def is_exec(st: os.stat_result) -> bool:
     """Whether the owner may execute the file (the bit a manifest records)."""
     return bool(st.st_mode & statmod.S_IXUSR)
 
 
-Hasher = Callable[[Path, os.stat_result], tuple[ObjectId, int]]
+Hasher = Callable[[str, os.stat_result], tuple[ObjectId, int]]
 
 
-def hash_only(path: Path, st: os.stat_result) -> tuple[ObjectId, int]:
+def hash_only(path: str, st: os.stat_result) -> tuple[ObjectId, int]:
     """Hash a file without storing it."""
     return hash_file(path)
 
@@ -86,7 +101,7 @@ def hash_only(path: Path, st: os.stat_result) -> tuple[ObjectId, int]:
 def storing(batch: Batch) -> Hasher:
     """Hash a file and copy it into the cache through `batch`."""
 
-    def ingest(path: Path, st: os.stat_result) -> tuple[ObjectId, int]:
+    def ingest(path: str, st: os.stat_result) -> tuple[ObjectId, int]:
         return batch.store.ingest(path, batch, st.st_size)
 
     return ingest
@@ -99,36 +114,41 @@ def snapshot(
     hasher: Hasher,
     *,
     known: Callable[[ObjectId], bool] | None = None,
+    cache_links: str | None = None,
     progress: Progress = SILENT,
 ) -> Snapshot:
     """Describe the file or directory at `path` (repository path `rel`) as objects.
 
     Files whose stat matches the stat cache are not read, unless `known` says their object
     is not available (then they are hashed again through `hasher`). Updates the stat cache.
+    Symlinks into `cache_links` (symlink-mode checkouts) count as the file they point to.
     """
     started_ns = time.time_ns()
     st = os.stat(path, follow_symlinks=False)
     cached = stat_cache.load(rel)
     if statmod.S_ISLNK(st.st_mode):
-        raise UnsafePathError(f"{path}: is a symlink; repro tracks file content, not links")
+        if not is_cache_link(path, cache_links):
+            raise UnsafePathError(f"{path}: is a symlink; repro tracks file content, not links")
+        st = os.stat(path)
     if not statmod.S_ISDIR(st.st_mode):
         oid, size = _file_oid(path, rel, st, cached, hasher, known)
         stat_cache.store([(rel, st, oid)], started_ns)
         return Snapshot(oid, size, exec=is_exec(st))
-    files = scan(path)
+    files = scan(path, cache_links=cache_links)
     progress.start(f"hashing {rel}", len(files))
     entries: list[Entry] = []
     fresh: list[tuple[str, os.stat_result, ObjectId]] = []
     total = 0
+    get = cached.get
     for index, (name, fst) in enumerate(files, 1):
         full = f"{rel}/{name}"
-        hit = cached.get(full)
-        if hit is not None and hit[0] == key_of(fst) and (known is None or known(hit[1])):
-            oid, size = hit[1], fst.st_size
+        hit = lookup(get(full), fst)
+        if hit is not None and (known is None or known(hit)):
+            oid, size = hit, fst.st_size
         else:
-            oid, size = hasher(path / name, fst)
+            oid, size = hasher(f"{path}/{name}", fst)
             fresh.append((full, fst, oid))
-        entries.append(Entry(RepoPath(name), oid, size, is_exec(fst)))
+        entries.append(Entry(name, oid, size, bool(fst.st_mode & statmod.S_IXUSR)))  # type: ignore[arg-type]
         total += size
         if index % PROGRESS_STEP == 0:
             progress.advance(PROGRESS_STEP)
@@ -143,11 +163,11 @@ def _file_oid(
     path: Path,
     rel: str,
     st: os.stat_result,
-    cached: dict[str, tuple[tuple[int, int, int, int, int], ObjectId]],
+    cached: dict[str, Row],
     hasher: Hasher,
     known: Callable[[ObjectId], bool] | None,
 ) -> tuple[ObjectId, int]:
-    hit = cached.get(rel)
-    if hit is not None and hit[0] == key_of(st) and (known is None or known(hit[1])):
-        return hit[1], st.st_size
-    return hasher(path, st)
+    hit = lookup(cached.get(rel), st)
+    if hit is not None and (known is None or known(hit)):
+        return hit, st.st_size
+    return hasher(str(path), st)

@@ -86,13 +86,8 @@ def record(
     snapshots: list[tuple[RepoPath, workspace.Snapshot]] = []
     with store.batch() as batch:
         for rel in targets:
-            snap = workspace.snapshot(
-                project.path(rel),
-                rel,
-                project.stat_cache,
-                workspace.storing(batch),
-                known=batch.knows,
-                progress=progress,
+            snap = project.snapshot(
+                rel, workspace.storing(batch), known=batch.knows, progress=progress
             )
             for entry in snap.entries or ():
                 if entry.path.endswith(pointer.SUFFIX):

@@ -111,8 +111,10 @@ def plan(project: Project, ptr: Pointer, *, force: bool) -> _Plan:
     current: dict[str, Entry] = {}
     if os.path.lexists(path):
         st = os.lstat(path)
+        if statmod.S_ISLNK(st.st_mode) and workspace.is_cache_link(path, project.cache_links):
+            st = os.stat(path)
         if statmod.S_ISDIR(st.st_mode) == ptr.is_dir and not statmod.S_ISLNK(st.st_mode):
-            snap = workspace.snapshot(path, ptr.data, project.stat_cache, workspace.hash_only)
+            snap = project.snapshot(ptr.data)
             if snap.entries is None:
                 current = {"": Entry(RepoPath(""), snap.oid, snap.size, snap.exec)}
             else:
@@ -158,11 +160,11 @@ def _is_cached(project: Project, path: Path) -> bool:
         return False
     if path.is_dir():
         try:
-            files = workspace.scan(path)
+            files = workspace.scan(path, cache_links=project.cache_links)
         except UnsafePathError:
             return False
-        return all(project.store.has(workspace.hash_only(path / n, st)[0]) for n, st in files)
-    return project.store.has(workspace.hash_only(path, os.lstat(path))[0])
+        return all(project.store.has(workspace.hash_only(f"{path}/{n}", st)[0]) for n, st in files)
+    return project.store.has(workspace.hash_only(str(path), os.lstat(path))[0])
 
 
 def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> None:

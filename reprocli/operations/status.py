@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reprocli.core import manifest, workspace
+from reprocli.core import manifest
 from reprocli.core.manifest import Entry
 from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
@@ -87,13 +87,11 @@ def data_status(project: Project, ptr: Pointer, progress: Progress = SILENT) -> 
     path = project.path(ptr.data)
     if not os.path.lexists(path):
         return DataStatus(ptr.data, "missing")
-    snap = workspace.snapshot(
-        path, ptr.data, project.stat_cache, workspace.hash_only, progress=progress
-    )
+    snap = project.snapshot(ptr.data, progress=progress)
     store = project.store
     if snap.oid == ptr.oid:
         entries = snap.entries or ()
-        if not store.has(ptr.oid) or not all(store.has(e.oid) for e in entries):
+        if not store.has(ptr.oid) or store.missing(e.oid for e in entries):
             return DataStatus(ptr.data, "not_in_cache")
         return DataStatus(ptr.data, "clean")
     if not ptr.is_dir or snap.entries is None:
