@@ -21,8 +21,9 @@ from reprocli.core.objects import ObjectStore
 from reprocli.core.paths import RepoPath, has_symlink_parent, to_repo_path
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
+from reprocli.core.remotes import Remote, RemoteSpec, open_remote
 from reprocli.core.stat_cache import StatCache
-from reprocli.errors import InvalidFileError, NotAProjectError, UnsafePathError
+from reprocli.errors import InvalidFileError, NotAProjectError, RemoteError, UnsafePathError
 
 REPRO_DIR = ".repro"
 
@@ -112,6 +113,34 @@ class Project:
             remove_stale_temps(self.tmp_dir)
             yield
 
+    def remote_spec(self, name: str | None = None) -> RemoteSpec:
+        """The configured remote `name`, or the default remote; raise RemoteError if none."""
+        remotes = self.config.remotes
+        if name is None:
+            name = self.config.default_remote
+            if name is None:
+                raise RemoteError(
+                    "no default remote",
+                    hint="add one with `repro remote add -d NAME URL`, or pass `-r NAME`",
+                )
+        spec = remotes.get(name)
+        if spec is None:
+            known = ", ".join(sorted(remotes)) or "none configured"
+            raise RemoteError(
+                f"no remote named {name!r} (known: {known})",
+                hint="list them with `repro remote list`",
+            )
+        url = spec.get("url")
+        if not isinstance(url, str) or not url:
+            raise RemoteError(
+                f"remote {name!r} has no url", hint=f"repro remote modify {name} url URL"
+            )
+        return RemoteSpec(name, url, {k: v for k, v in spec.items() if k != "url"})
+
+    def open_remote(self, name: str | None = None, *, jobs: int) -> Remote:
+        """Connect to a configured remote (the default one when `name` is None)."""
+        return open_remote(self.remote_spec(name), jobs=jobs, base=self.root)
+
     def path(self, rel: str) -> Path:
         """The absolute local path of a repository path."""
         return self.root / rel
@@ -160,9 +189,15 @@ class Project:
         """Every pointer in the workspace, parsed."""
         return [self.read_pointer(f) for f in self.pointer_files()]
 
-    def pointer_for(self, rel: RepoPath) -> Pointer | None:
-        """The pointer tracking `rel` itself, if `rel.repro` exists."""
-        file = pointer.pointer_file_of(rel)
-        if (self.root / file).is_file():
-            return self.read_pointer(file)
-        return None
+    def pointers_at(self, revisions: list[str]) -> list[Pointer]:
+        """Every pointer committed at any of `revisions`, read from Git objects."""
+        if self.git is None or not revisions:
+            return []
+        found: dict[tuple[str, bytes], Pointer] = {}
+        for rev in revisions:
+            for file, data in self.git.files_at(rev, pointer.SUFFIX).items():
+                if (file, data) not in found:
+                    found[(file, data)] = pointer.decode(
+                        data, file=RepoPath(file), where=f"{rev[:12]}:{file}"
+                    )
+        return list(found.values())

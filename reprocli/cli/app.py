@@ -112,6 +112,6 @@ def options(
     return opts
 
 
-from reprocli.cli import data  # noqa: E402, F401 - registers the commands
+from reprocli.cli import data, remote, sync  # noqa: E402, F401 - registers the commands
 
 __all__ = ["app"]

@@ -106,34 +106,60 @@ def status(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 1 when anything is out of date.")
     ] = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Also compare with a remote: what is not pushed yet.")
+    ] = False,
+    remote_name: Annotated[
+        str | None,
+        typer.Option("-r", help="The remote for --remote (default: the default remote)."),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
     json: Json = False,
 ) -> None:
     """Show tracked data that differs from its pointers; --check exits 1 if any does."""
+    from reprocli.operations.status import remote_status
     from reprocli.operations.status import status as run_status
     from reprocli.project import Project
 
     opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    project = Project.discover()
     with render.progress(opts) as progress:
-        report = run_status(Project.discover(), paths or [], progress=progress)
+        report = run_status(project, paths or [], progress=progress)
+    pushed = None
+    if remote or remote_name:
+        pushed = remote_status(project, paths or [], remote=remote_name)
+    clean = report.clean and (pushed is None or pushed.clean)
     if opts.json:
-        render.emit_json(
-            {
-                "clean": report.clean,
-                "data": [
-                    {
-                        "path": d.path,
-                        "state": d.state,
-                        "changes": [{"path": c.path, "kind": c.kind} for c in d.changes],
-                    }
-                    for d in report.data
+        payload: dict[str, object] = {
+            "clean": clean,
+            "data": [
+                {
+                    "path": d.path,
+                    "state": d.state,
+                    "changes": [{"path": c.path, "kind": c.kind} for c in d.changes],
+                }
+                for d in report.data
+            ],
+        }
+        if pushed is not None:
+            payload["remote"] = {
+                "name": pushed.remote,
+                "missing": [
+                    {"path": g.path, "missing": g.missing, "total": g.total} for g in pushed.gaps
                 ],
             }
-        )
+        render.emit_json(payload)
     elif not opts.quiet:
         _print_status(opts, report)
-    if check and not report.clean:
+        if pushed is not None:
+            for gap in pushed.gaps:
+                render.out(
+                    f"{gap.path}: {gap.missing} of {gap.total} objects not on remote {pushed.remote}"
+                )
+            if pushed.clean:
+                render.out(f"remote {pushed.remote} has everything")
+    if check and not clean:
         raise typer.Exit(1)
 
 

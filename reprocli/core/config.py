@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from reprocli.core import yamlio
+from reprocli.core import atomic, yamlio
 from reprocli.errors import InvalidFileError
 
 LinkType = Literal["reflink", "copy", "hardlink", "symlink"]
@@ -171,3 +171,26 @@ def initial_bytes(*, no_scm: bool) -> bytes:
     if no_scm:
         lines.append("  no_scm: true")
     return ("\n".join(lines) + "\n").encode()
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """A config file's raw mapping (empty when missing), for editing by `repro remote`."""
+    try:
+        raw = yamlio.load(path.read_bytes(), where=str(path))
+    except FileNotFoundError:
+        return {}
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidFileError(f"{path}: a config file is a mapping of sections")
+    return raw
+
+
+def write_file(
+    path: Path, data: dict[str, Any], *, private: bool, tmp_dir: Path | None = None
+) -> None:
+    """Write a config file atomically, `version` first; private files are mode 0600."""
+    body = {"version": VERSION, **{k: v for k, v in data.items() if k != "version" and v != {}}}
+    atomic.write_bytes(path, yamlio.dump(body), tmp_dir=tmp_dir, mode=0o600 if private else 0o644)
+    if private:
+        os.chmod(path, 0o600)

@@ -71,3 +71,65 @@ class GitRepo:
         """Stage `paths` (pointers, .gitignore files)."""
         if paths:
             self.run("add", "--", *paths)
+
+    def revisions(
+        self, *, branches: bool = False, tags: bool = False, commits: bool = False
+    ) -> list[str]:
+        """Commit SHAs of HEAD plus every branch, tag or commit asked for (deduplicated)."""
+        shas: list[str] = []
+        head = self.run("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False).strip()
+        if head:
+            shas.append(head)
+        if commits:
+            shas += self.run("rev-list", "--all").split()
+        else:
+            refs = (["refs/heads"] if branches else []) + (["refs/tags"] if tags else [])
+            if refs:
+                out = self.run("for-each-ref", "--format=%(objectname) %(*objectname)", *refs)
+                for line in out.splitlines():
+                    parts = line.split()
+                    sha = parts[-1] if parts else ""
+                    if sha and self.run("cat-file", "-t", sha).strip() == "commit":
+                        shas.append(sha)
+        return list(dict.fromkeys(shas))
+
+    def files_at(self, rev: str, suffix: str) -> dict[str, bytes]:
+        """The content of every file whose name ends with `suffix` in the tree of `rev`."""
+        listing = self.run("ls-tree", "-r", "-z", "--full-tree", rev)
+        blobs: dict[str, str] = {}
+        for record in listing.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            kind, sha = meta.split()[1:3]
+            if kind == "blob" and path.endswith(suffix):
+                blobs[path] = sha
+        return dict(zip(blobs, self.read_blobs(list(blobs.values())), strict=True))
+
+    def read_blobs(self, shas: list[str]) -> list[bytes]:
+        """The content of each blob, read through one `git cat-file --batch` process."""
+        if not shas:
+            return []
+        result = subprocess.run(
+            [git_executable(), "cat-file", "--batch"],
+            cwd=self.root,
+            input="".join(f"{sha}\n" for sha in shas).encode(),
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise GitError(
+                "git cat-file failed: " + result.stderr.decode("utf-8", "replace").strip()
+            )
+        out = result.stdout
+        blobs: list[bytes] = []
+        pos = 0
+        for _ in shas:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].split()
+            if len(header) < 3:
+                raise GitError(f"git cat-file: cannot read object {header[0].decode()}")
+            size = int(header[2])
+            blobs.append(out[end + 1 : end + 1 + size])
+            pos = end + 1 + size + 1
+        return blobs

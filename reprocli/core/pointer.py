@@ -73,9 +73,16 @@ def encode(pointer: Pointer) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def decode(data: bytes, *, file: RepoPath) -> Pointer:
-    """Parse and validate the pointer at `file` (repository-relative); raise InvalidFileError."""
-    raw = yamlio.load(data, where=file, limit=MAX_BYTES)
+def decode(data: bytes, *, file: RepoPath, where: str | None = None) -> Pointer:
+    """Parse and validate the pointer at `file` (repository-relative); raise InvalidFileError.
+
+    Messages name `where` (default: `file`), e.g. `v1.2:data.repro` for a committed pointer.
+    """
+    raw = yamlio.load(data, where=where or file, limit=MAX_BYTES)
+    return _validate(raw, file, where or file)
+
+
+def _validate(raw: object, path: RepoPath, file: str) -> Pointer:
     if not isinstance(raw, dict):
         raise InvalidFileError(f"{file}: a pointer is a mapping with `version` and `outs`")
     unknown = set(raw) - {"version", "outs"}
@@ -94,7 +101,7 @@ def decode(data: bytes, *, file: RepoPath) -> Pointer:
     if unknown:
         raise InvalidFileError(f"{file}: unknown key {sorted(map(str, unknown))[0]!r} in outs")
     rel = paths.check_relative(out.get("path"), where=file)
-    folder = file.rsplit("/", 1)[0] if "/" in file else ""
+    folder = path.rsplit("/", 1)[0] if "/" in path else ""
     target = RepoPath(f"{folder}/{rel}" if folder else rel)
     if out.get("hash") != HASH_NAME:
         raise InvalidFileError(

@@ -65,9 +65,16 @@ def checkout(
     *,
     force: bool = False,
     progress: Progress = SILENT,
+    fetch_missing: bool = True,
 ) -> CheckoutResult:
-    """Restore the data of every selected pointer from the cache."""
+    """Restore the data of every selected pointer from the cache.
+
+    Objects missing from the cache are first fetched from the default remote, when one is
+    configured (and `fetch_missing`); nothing in the workspace changes before they are in.
+    """
     pointers = select(project.pointers(), project, paths)
+    if fetch_missing and project.config.default_remote is not None:
+        _fetch_missing(project, pointers, progress)
     with project.locked():
         plans = [plan(project, ptr, force=force) for ptr in pointers]
         conflicts = [c for p in plans for c in p.conflicts]
@@ -92,6 +99,29 @@ def checkout(
         kept=tuple(f"{p.ptr.data}/{k}" for p in plans for k in p.kept),
         link_types=tuple(sorted(linker.used)),
     )
+
+
+def _fetch_missing(project: Project, pointers: Sequence[Pointer], progress: Progress) -> None:
+    from reprocli.core import transfer  # noqa: PLC0415 - only when a remote may be needed
+
+    store = project.store
+    needed = []
+    for ptr in pointers:
+        if not store.has(ptr.oid):
+            needed.append(ptr.oid)
+        elif ptr.is_dir:
+            entries = manifest.decode(
+                store.read_bytes(ptr.oid), where=f"{ptr.file}: manifest {ptr.oid}"
+            )
+            if store.missing(e.oid for e in entries):
+                needed.append(ptr.oid)
+    if not needed:
+        return
+    jobs = transfer.default_jobs()
+    remote = project.open_remote(None, jobs=jobs)
+    with project.locked():
+        result = transfer.fetch(store, remote, needed, jobs=jobs, progress=progress)
+    result.raise_for_failures(remote, "fetched")
 
 
 def plan(project: Project, ptr: Pointer, *, force: bool) -> _Plan:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from reprocli.core import manifest
+from reprocli.core.hashing import ObjectId
 from reprocli.core.manifest import Entry
 from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
@@ -117,3 +118,56 @@ def diff_entries(old: Sequence[Entry], new: Sequence[Entry]) -> tuple[Change, ..
         if (before[p].oid, before[p].exec) != (after[p].oid, after[p].exec)
     ]
     return tuple(sorted(changes, key=lambda c: c.path))
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteGap:
+    """A tracked path with objects the remote lacks (`missing` of `total`)."""
+
+    path: RepoPath
+    missing: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteReport:
+    """What a remote lacks of the tracked data in the workspace."""
+
+    remote: str
+    gaps: tuple[RemoteGap, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Whether the remote has everything."""
+        return not self.gaps
+
+
+def remote_status(
+    project: Project,
+    paths: Sequence[str | Path] = (),
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+) -> RemoteReport:
+    """Which tracked paths have objects not yet on the remote (nothing is transferred)."""
+    from reprocli.core import transfer  # noqa: PLC0415 - only --remote pays for remotes
+
+    jobs = jobs or transfer.default_jobs()
+    target = project.open_remote(remote, jobs=jobs)
+    store = project.store
+    needs: dict[RepoPath, set[ObjectId]] = {}
+    for ptr in select(project.pointers(), project, paths):
+        oids = {ptr.oid}
+        if ptr.is_dir and store.has(ptr.oid):
+            entries = manifest.decode(
+                store.read_bytes(ptr.oid), where=f"{ptr.file}: manifest {ptr.oid}"
+            )
+            oids.update(e.oid for e in entries)
+        needs[ptr.data] = oids
+    present = transfer.present_on(target, set().union(*needs.values()), jobs=jobs)
+    gaps = tuple(
+        RemoteGap(path, len(oids - present), len(oids))
+        for path, oids in needs.items()
+        if oids - present
+    )
+    return RemoteReport(target.name, gaps)

@@ -1,0 +1,277 @@
+"""Remotes: object stores with the cache's layout (`objects/ab/cdef…`), local or via fsspec.
+
+The only module that imports fsspec. Two implementations of one small interface: a plain
+directory (os calls; every object published by temp file + rename) and any fsspec
+filesystem (S3 through s3fs, memory:// in tests, gcs, azure, ssh… when installed).
+Foreign exceptions are translated here into RemoteError, with credentials redacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from reprocli.core import atomic
+from reprocli.core.hashing import OID_PATTERN, ObjectId
+from reprocli.errors import RemoteError
+
+# Options repro understands for S3, mapped to s3fs's own names.
+S3_OPTIONS = {
+    "endpoint_url": "endpoint_url",
+    "profile": "profile",
+    "access_key_id": "key",
+    "secret_access_key": "secret",
+    "session_token": "token",
+}
+SECRET_OPTIONS = frozenset(
+    {
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "password",
+        "key",
+        "secret",
+        "token",
+        "account_key",
+        "sas_token",
+        "connection_string",
+        "client_secret",
+        "passphrase",
+    }
+)
+REPRO_OPTIONS = frozenset({"url", "jobs"})
+
+
+def redact(url: str) -> str:
+    """The URL with any userinfo password replaced by `***`."""
+    return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", url)
+
+
+def has_userinfo_secret(url: str) -> bool:
+    """Whether the URL carries a password (`scheme://user:pass@host`)."""
+    return re.search(r"//[^/@:]*:[^/@]*@", url) is not None
+
+
+class Remote(Protocol):
+    """An object store shared by clones: objects are immutable and named by content."""
+
+    name: str
+    url: str
+
+    def exists(self, oid: ObjectId) -> bool:
+        """Whether object `oid` is on the remote."""
+
+    def list_oids(self, prefixes: Iterable[str] | None = None) -> set[ObjectId]:
+        """The object names present (only under the given 2-hex prefixes, when given)."""
+
+    def get(self, oid: ObjectId, dest: Path) -> None:
+        """Download object `oid` into the local file `dest` (not verified: callers verify)."""
+
+    def put(self, source: Path, oid: ObjectId) -> None:
+        """Upload the local file `source` as object `oid`; it appears whole or not at all."""
+
+    def delete(self, oid: ObjectId) -> None:
+        """Remove object `oid` (missing is fine)."""
+
+
+def _key(oid: str) -> str:
+    return f"objects/{oid[:2]}/{oid[2:]}"
+
+
+class LocalRemote:
+    """A remote that is a folder on this machine (or a mounted share)."""
+
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.url = str(root)
+        self.root = root
+
+    def _path(self, oid: str) -> Path:
+        return self.root / _key(oid)
+
+    def exists(self, oid: ObjectId) -> bool:
+        return self._path(oid).is_file()
+
+    def list_oids(self, prefixes: Iterable[str] | None = None) -> set[ObjectId]:
+        objects = self.root / "objects"
+        if prefixes is None:
+            try:
+                prefixes = [p for p in os.listdir(objects) if len(p) == 2]
+            except FileNotFoundError:
+                return set()
+        found: set[ObjectId] = set()
+        for prefix in prefixes:
+            try:
+                names = os.listdir(objects / prefix)
+            except FileNotFoundError:
+                continue
+            found.update(ObjectId(prefix + n) for n in names if OID_PATTERN.fullmatch(prefix + n))
+        return found
+
+    def get(self, oid: ObjectId, dest: Path) -> None:
+        try:
+            shutil.copyfile(self._path(oid), dest)
+        except FileNotFoundError:
+            raise RemoteError(f"remote {self.name!r}: object {oid} is missing") from None
+
+    def put(self, source: Path, oid: ObjectId) -> None:
+        final = self._path(oid)
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / atomic.temp_name()
+        try:
+            shutil.copyfile(source, tmp)
+            os.chmod(tmp, 0o444)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def delete(self, oid: ObjectId) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(oid).unlink()
+
+
+class FsspecRemote:
+    """A remote on any fsspec filesystem (S3, GCS, Azure, SFTP, memory://…)."""
+
+    def __init__(self, name: str, url: str, fs: Any, root: str) -> None:
+        self.name = name
+        self.url = url
+        self.fs = fs
+        self.root = root.rstrip("/")
+
+    def _path(self, oid: str) -> str:
+        return f"{self.root}/{_key(oid)}"
+
+    def exists(self, oid: ObjectId) -> bool:
+        return bool(self.fs.exists(self._path(oid)))
+
+    def list_oids(self, prefixes: Iterable[str] | None = None) -> set[ObjectId]:
+        base = f"{self.root}/objects"
+        found: set[ObjectId] = set()
+        if prefixes is None:
+            try:
+                names = self.fs.find(base)
+            except FileNotFoundError:
+                return found
+            for full in names:
+                parts = full.rstrip("/").rsplit("/", 2)
+                if len(parts) == 3 and OID_PATTERN.fullmatch(parts[1] + parts[2]):
+                    found.add(ObjectId(parts[1] + parts[2]))
+            return found
+        for prefix in prefixes:
+            try:
+                names = self.fs.ls(f"{base}/{prefix}", detail=False)
+            except FileNotFoundError:
+                continue
+            for full in names:
+                oid = prefix + full.rstrip("/").rsplit("/", 1)[-1]
+                if OID_PATTERN.fullmatch(oid):
+                    found.add(ObjectId(oid))
+        return found
+
+    def get(self, oid: ObjectId, dest: Path) -> None:
+        try:
+            self.fs.get_file(self._path(oid), str(dest))
+        except FileNotFoundError:
+            raise RemoteError(f"remote {self.name!r}: object {oid} is missing") from None
+
+    def put(self, source: Path, oid: ObjectId) -> None:
+        # Object stores publish a PUT whole or not at all; no temp name is needed.
+        self.fs.put_file(str(source), self._path(oid))
+
+    def delete(self, oid: ObjectId) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(oid))
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSpec:
+    """A configured remote: its name, URL and storage options (secrets included)."""
+
+    name: str
+    url: str
+    options: dict[str, Any]
+
+
+def protocol_of(url: str) -> str:
+    """The fsspec protocol of a remote URL (`file` for plain paths)."""
+    if "::" in url:
+        return url.split("::", 1)[0]
+    scheme = urlsplit(url).scheme
+    if not scheme or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        return "file"
+    return scheme
+
+
+def open_remote(spec: RemoteSpec, *, jobs: int, base: Path) -> Remote:
+    """Connect to a configured remote; raise RemoteError naming what is missing or wrong."""
+    protocol = protocol_of(spec.url)
+    if protocol == "file":
+        path = spec.url[len("file://") :] if spec.url.startswith("file://") else spec.url
+        return LocalRemote(spec.name, (base / os.path.expanduser(path)).absolute())
+    import fsspec  # noqa: PLC0415 - only transfers pay for fsspec (60-210 ms)
+    from fsspec.registry import known_implementations  # noqa: PLC0415
+
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError) as exc:
+        known = known_implementations.get(protocol)
+        if known is None:
+            raise RemoteError(
+                f"remote {spec.name!r}: unknown protocol {protocol!r} in {redact(spec.url)}"
+            ) from None
+        package = known["class"].split(".", 1)[0]
+        raise RemoteError(
+            f"remote {spec.name!r}: the {protocol!r} protocol needs the {package} package",
+            hint=f"pip install {package}",
+        ) from exc
+    options = storage_options(protocol, spec.options, jobs=jobs)
+    try:
+        fs, root = fsspec.core.url_to_fs(spec.url, **options)
+    except Exception as exc:
+        raise RemoteError(
+            f"remote {spec.name!r}: cannot open {redact(spec.url)}: {describe(exc)}"
+        ) from None
+    return FsspecRemote(spec.name, spec.url, fs, root)
+
+
+def storage_options(protocol: str, options: dict[str, Any], *, jobs: int) -> dict[str, Any]:
+    """Translate repro's remote options into fsspec storage options for `protocol`."""
+    result: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in REPRO_OPTIONS:
+            continue
+        if protocol in ("s3", "s3a"):
+            if key == "region":
+                result.setdefault("client_kwargs", {})["region_name"] = value
+                continue
+            key = S3_OPTIONS.get(key, key)
+        result[key] = value
+    if protocol in ("s3", "s3a"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint and "endpoint_url" not in result:
+            result["endpoint_url"] = endpoint
+        config = result.setdefault("config_kwargs", {})
+        config.setdefault("max_pool_connections", max(jobs, 10))
+        config.setdefault("retries", {"max_attempts": 5, "mode": "adaptive"})
+        result.setdefault("skip_instance_cache", True)
+    return result
+
+
+def describe(exc: BaseException) -> str:
+    """One line about a foreign exception, with anything that looks like a secret removed."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = redact(text)
+    return re.sub(r"(?i)(signature|credential|token|secret|key)=[^&\s]+", r"\1=***", text)[:300]

@@ -1,0 +1,275 @@
+"""Moving objects between the cache and a remote: only what the other side lacks, concurrently.
+
+Ordering and integrity (DESIGN §4 invariants 2–3):
+- push uploads files before the manifests that name them, and never uploads a manifest
+  whose children could not be uploaded; every uploaded byte is verified against its name;
+- fetch downloads a manifest, verifies and validates it, downloads its children (each hashed
+  before it enters the cache), and publishes the manifest into the cache last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from reprocli.core import atomic, manifest
+from reprocli.core.hashing import DIR_SUFFIX, ObjectId, hash_file, is_dir_oid
+from reprocli.core.objects import ObjectStore
+from reprocli.core.progress import SILENT, Progress
+from reprocli.core.remotes import Remote, describe
+from reprocli.errors import CorruptObjectError, InvalidFileError, RemoteError
+
+# Below this many objects, one existence check each; above, list the fan-out folders.
+EXISTS_LIMIT = 256
+RETRIES = 3
+BACKOFF_S = 0.25
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class TransferResult:
+    """What a push or fetch did: objects moved, objects already there, and failures."""
+
+    transferred: int = 0
+    present: int = 0
+    bytes: int = 0
+    failed: list[tuple[ObjectId, str]] = field(default_factory=list)
+
+    def raise_for_failures(self, remote: Remote, verb: str) -> None:
+        """Raise one RemoteError summarising the failures, if any."""
+        if not self.failed:
+            return
+        oid, reason = self.failed[0]
+        raise RemoteError(
+            f"remote {remote.name!r}: {verb} {self.transferred} object(s), "
+            f"{len(self.failed)} failed (first: {oid}: {reason})",
+            hint="rerun the command: only the missing objects travel",
+        )
+
+
+def default_jobs() -> int:
+    """Concurrent transfers by default: 4 per CPU, at most 64."""
+    return min(64, 4 * (os.cpu_count() or 1))
+
+
+def retrying(action: Callable[[], T]) -> T:
+    """Run `action`, retrying transient failures with exponential backoff."""
+    for attempt in range(RETRIES):
+        try:
+            return action()
+        except (RemoteError, CorruptObjectError, FileNotFoundError, PermissionError):
+            raise
+        except Exception:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(BACKOFF_S * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def present_on(remote: Remote, oids: Iterable[ObjectId], *, jobs: int) -> set[ObjectId]:
+    """Which of `oids` the remote has: per-object checks for a few, listings for many."""
+    wanted = set(oids)
+    if not wanted:
+        return set()
+    try:
+        if len(wanted) > EXISTS_LIMIT:
+            return remote.list_oids({oid[:2] for oid in wanted}) & wanted
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            flags = pool.map(lambda oid: retrying(lambda: remote.exists(oid)), sorted(wanted))
+            return {oid for oid, flag in zip(sorted(wanted), flags, strict=True) if flag}
+    except RemoteError:
+        raise
+    except Exception as exc:
+        raise RemoteError(f"remote {remote.name!r}: cannot list objects: {describe(exc)}") from None
+
+
+def expand_local(
+    store: ObjectStore, roots: Iterable[ObjectId]
+) -> tuple[list[ObjectId], list[ObjectId], list[ObjectId]]:
+    """Split the objects `roots` need into (files, manifests, missing locally)."""
+    files: set[ObjectId] = set()
+    manifests: list[ObjectId] = []
+    missing: list[ObjectId] = []
+    for oid in sorted(set(roots)):
+        if not store.has(oid):
+            missing.append(oid)
+            continue
+        if is_dir_oid(oid):
+            manifests.append(oid)
+            entries = manifest.decode(store.read_bytes(oid), where=f"manifest {oid}")
+            files.update(e.oid for e in entries)
+        else:
+            files.add(oid)
+    absent = store.missing(files)
+    missing.extend(sorted(absent))
+    return sorted(files - absent), manifests, missing
+
+
+def _run(
+    jobs: int, items: list[T], work: Callable[[T], R]
+) -> Iterator[tuple[T, R | BaseException]]:
+    """Run `work` on every item in a thread pool; yield (item, its result or its exception)."""
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures: dict[Future[R], T] = {pool.submit(work, item): item for item in items}
+        try:
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    yield item, future.result()
+                except Exception as exc:
+                    yield item, exc
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, CorruptObjectError | RemoteError | InvalidFileError):
+        return str(exc)
+    return describe(exc)
+
+
+def push(
+    store: ObjectStore,
+    remote: Remote,
+    roots: Iterable[ObjectId],
+    *,
+    jobs: int,
+    progress: Progress = SILENT,
+) -> TransferResult:
+    """Upload every object `roots` need that the remote lacks: files first, then manifests."""
+    files, manifests, missing = expand_local(store, roots)
+    result = TransferResult()
+    result.failed.extend((oid, "not in the local cache") for oid in missing)
+    present = present_on(remote, [*files, *manifests], jobs=jobs)
+    result.present = len(present)
+    todo = [oid for oid in files if oid not in present]
+    progress.start(f"pushing to {remote.name}", len(todo))
+
+    def upload(oid: ObjectId) -> int:
+        source = store.path_of(oid)
+        if not store.verify(oid):  # a damaged cache object must never reach the remote
+            raise CorruptObjectError("corrupt in the local cache; run `repro fsck --repair`")
+        retrying(lambda: remote.put(source, oid))
+        return source.stat().st_size
+
+    failed_files: set[ObjectId] = set(missing)
+    for oid, outcome in _run(jobs, todo, upload):
+        if isinstance(outcome, BaseException):
+            result.failed.append((oid, _reason(outcome)))
+            failed_files.add(oid)
+        else:
+            result.transferred += 1
+            result.bytes += outcome
+        progress.advance()
+    for oid in manifests:
+        if oid in present:
+            continue
+        children = {e.oid for e in manifest.decode(store.read_bytes(oid), where=f"manifest {oid}")}
+        if children & failed_files:
+            result.failed.append((oid, "not uploaded: some of its files could not be"))
+            continue
+        try:
+            retrying(lambda: remote.put(store.path_of(oid), oid))  # noqa: B023 - runs now
+        except Exception as exc:
+            result.failed.append((oid, _reason(exc)))
+            continue
+        result.transferred += 1
+    progress.finish()
+    return result
+
+
+def fetch(
+    store: ObjectStore,
+    remote: Remote,
+    roots: Iterable[ObjectId],
+    *,
+    jobs: int,
+    progress: Progress = SILENT,
+) -> TransferResult:
+    """Download every object `roots` need that the cache lacks, verifying each one."""
+    result = TransferResult()
+    store.prepare()
+    new_manifests: dict[ObjectId, bytes] = {}
+    files: set[ObjectId] = set()
+    for oid in sorted(set(roots)):
+        if not is_dir_oid(oid):
+            files.add(oid)
+            continue
+        try:
+            data = (
+                store.read_bytes(oid) if store.has(oid) else _download_manifest(store, remote, oid)
+            )
+        except Exception as exc:
+            result.failed.append((oid, _reason(exc)))
+            continue
+        if not store.has(oid):
+            new_manifests[oid] = data
+        files.update(
+            e.oid for e in manifest.decode(data, where=f"manifest {oid} from {remote.name}")
+        )
+    todo = sorted(store.missing(files))
+    result.present = len(files) - len(todo)
+    progress.start(f"fetching from {remote.name}", len(todo))
+    failed: set[ObjectId] = set()
+
+    def download(oid: ObjectId) -> Path:
+        tmp = store.tmp / atomic.temp_name()
+        try:
+            retrying(lambda: _get_verified(remote, oid, tmp))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp
+
+    with store.batch() as batch:
+        for oid, outcome in _run(jobs, todo, download):
+            if isinstance(outcome, BaseException):
+                result.failed.append((oid, _reason(outcome)))
+                failed.add(oid)
+            else:
+                size = outcome.stat().st_size
+                batch.add(oid, str(outcome), size)  # published durably when the batch ends
+                result.transferred += 1
+                result.bytes += size
+            progress.advance()
+    for oid, data in new_manifests.items():  # children are durable: now the manifests
+        entries = manifest.decode(data, where=f"manifest {oid}")
+        if any(e.oid in failed for e in entries):
+            continue
+        store.put_bytes(data, suffix=DIR_SUFFIX)
+        result.transferred += 1
+    progress.finish()
+    return result
+
+
+def _get_verified(remote: Remote, oid: ObjectId, tmp: Path) -> None:
+    remote.get(oid, tmp)
+    actual, _ = hash_file(tmp)
+    if actual != oid.removesuffix(DIR_SUFFIX):
+        os.unlink(tmp)
+        raise CorruptObjectError(
+            f"object {oid} on remote {remote.name!r} is corrupt (its bytes do not match its name)"
+        )
+
+
+def _download_manifest(store: ObjectStore, remote: Remote, oid: ObjectId) -> bytes:
+    tmp = store.tmp / atomic.temp_name()
+    try:
+        retrying(lambda: _get_verified(remote, oid, tmp))
+        data = tmp.read_bytes()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    manifest.decode(data, where=f"manifest {oid} from remote {remote.name!r}")
+    return data

@@ -1,0 +1,31 @@
+"""`repro fetch`: download into the cache the objects tracked data needs (workspace untouched)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from reprocli.core import transfer
+from reprocli.core.progress import SILENT, Progress
+from reprocli.core.transfer import TransferResult
+from reprocli.operations.scope import Revisions, pointers_in_scope, roots
+from reprocli.project import Project
+
+
+def fetch(
+    project: Project,
+    paths: Sequence[str | Path] = (),
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+    revisions: Revisions = Revisions(),
+    progress: Progress = SILENT,
+) -> TransferResult:
+    """Fetch and verify what the selected pointers need; raise RemoteError if anything failed."""
+    jobs = jobs or transfer.default_jobs()
+    source = project.open_remote(remote, jobs=jobs)
+    wanted = roots(pointers_in_scope(project, paths, revisions))
+    with project.locked():
+        result = transfer.fetch(project.store, source, wanted, jobs=jobs, progress=progress)
+    result.raise_for_failures(source, "fetched")
+    return result
