@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,9 @@ class Remote(Protocol):
     def delete(self, oid: ObjectId) -> None:
         """Remove object `oid` (missing is fine)."""
 
+    def commit(self) -> None:
+        """Make every `put` so far durable and visible (a no-op where a put already is)."""
+
 
 def _key(oid: str) -> str:
     return f"objects/{oid[:2]}/{oid[2:]}"
@@ -92,6 +96,8 @@ class LocalRemote:
         self.name = name
         self.url = str(root)
         self.root = root
+        self._pending: list[tuple[Path, Path]] = []
+        self._lock = threading.Lock()
 
     def _path(self, oid: str) -> Path:
         return self.root / _key(oid)
@@ -122,20 +128,36 @@ class LocalRemote:
             raise RemoteError(f"remote {self.name!r}: object {oid} is missing") from None
 
     def put(self, source: Path, oid: ObjectId) -> None:
-        final = self._path(oid)
+        # Written to a temp file now; `commit` syncs them all at once, then renames them
+        # under their names (the cache's batched durability: no per-object fsync).
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / atomic.temp_name()
         try:
             shutil.copyfile(source, tmp)
             os.chmod(tmp, 0o444)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            raise
+        with self._lock:
+            self._pending.append((tmp, self._path(oid)))
+
+    def commit(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            atomic.sync_filesystem(self.root)
+            for tmp, final in pending:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+            atomic.sync_filesystem(self.root)
+        finally:
+            for tmp, _ in pending:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
 
     def delete(self, oid: ObjectId) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -194,6 +216,9 @@ class FsspecRemote:
     def delete(self, oid: ObjectId) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(oid))
+
+    def commit(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)

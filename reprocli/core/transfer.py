@@ -171,6 +171,7 @@ def push(
             result.transferred += 1
             result.bytes += outcome
         progress.advance()
+    _commit(remote)  # the files are durable on the remote before any manifest names them
     for oid in manifests:
         if oid in present:
             continue
@@ -184,8 +185,16 @@ def push(
             result.failed.append((oid, _reason(exc)))
             continue
         result.transferred += 1
+    _commit(remote)
     progress.finish()
     return result
+
+
+def _commit(remote: Remote) -> None:
+    try:
+        remote.commit()
+    except Exception as exc:
+        raise RemoteError(f"remote {remote.name!r}: cannot publish objects: {describe(exc)}") from None
 
 
 def fetch(

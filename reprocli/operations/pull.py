@@ -10,7 +10,7 @@ from reprocli.core.progress import SILENT, Progress
 from reprocli.core.transfer import TransferResult
 from reprocli.operations.checkout import CheckoutResult, checkout
 from reprocli.operations.fetch import fetch
-from reprocli.operations.scope import Revisions
+from reprocli.operations.scope import WORKSPACE_ONLY, Revisions
 from reprocli.project import Project
 
 
@@ -29,7 +29,7 @@ def pull(
     remote: str | None = None,
     jobs: int | None = None,
     force: bool = False,
-    revisions: Revisions = Revisions(),
+    revisions: Revisions = WORKSPACE_ONLY,
     progress: Progress = SILENT,
 ) -> PullResult:
     """Fetch and verify everything first (two-phase), then make the workspace match."""

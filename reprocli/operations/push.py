@@ -8,7 +8,7 @@ from pathlib import Path
 from reprocli.core import transfer
 from reprocli.core.progress import SILENT, Progress
 from reprocli.core.transfer import TransferResult
-from reprocli.operations.scope import Revisions, pointers_in_scope, roots
+from reprocli.operations.scope import WORKSPACE_ONLY, Revisions, pointers_in_scope, roots
 from reprocli.project import Project
 
 
@@ -18,7 +18,7 @@ def push(
     *,
     remote: str | None = None,
     jobs: int | None = None,
-    revisions: Revisions = Revisions(),
+    revisions: Revisions = WORKSPACE_ONLY,
     progress: Progress = SILENT,
 ) -> TransferResult:
     """Upload what the selected pointers need; raise RemoteError if anything failed."""

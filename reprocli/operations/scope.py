@@ -42,3 +42,6 @@ def pointers_in_scope(
 def roots(pointers: Sequence[Pointer]) -> list[ObjectId]:
     """The top-level objects (files and manifests) the pointers name, deduplicated."""
     return sorted({p.oid for p in pointers})
+
+
+WORKSPACE_ONLY = Revisions()
