@@ -96,6 +96,26 @@ def main() -> None:
     repro("checkout", cwd=project, expect=2)
     repro("checkout", "--force", cwd=project)
 
+    step("share the data: push to a directory remote (no cloud account needed)")
+    storage = workdir / "storage"
+    repro("remote", "add", "-d", "storage", str(storage), cwd=project)
+    git("commit", "-q", "-m", "add a remote", cwd=project)
+    repro("status", "--remote", "--check", cwd=project, expect=1)
+    repro("push", cwd=project)
+    repro("push", cwd=project)
+    repro("status", "--remote", "--check", cwd=project)
+
+    step("a teammate clones the repository and pulls the same bytes")
+    clone = workdir / "teammate"
+    git("clone", "-q", str(project), str(clone), cwd=workdir)
+    repro("status", cwd=clone)
+    repro("pull", cwd=clone)
+    repro("status", "--check", cwd=clone)
+    same = (clone / "data/raw/2024-h2.csv").read_bytes() == (project / "data/raw/2024-h2.csv").read_bytes()
+    print(f"  identical bytes in the clone: {same}")
+    if not same:
+        sys.exit("demo failed: the clone's data differs")
+
     print(f"\ndemo finished: every step behaved as expected ({project})")
 
 

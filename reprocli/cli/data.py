@@ -165,7 +165,7 @@ def status(
 
 _STATE_TEXT = {
     "modified": "modified",
-    "missing": "missing from the workspace (run `repro checkout`)",
+    "missing": "missing from the workspace (run `repro checkout`, or `repro pull`)",
     "not_in_cache": "not in the cache (run `repro commit`, or `repro pull`)",
 }
 

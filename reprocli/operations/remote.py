@@ -79,6 +79,8 @@ def _edit(project: Project, local: bool, change: Any) -> None:
     project.tmp_dir.mkdir(parents=True, exist_ok=True)
     configmod.write_file(path, data, private=local, tmp_dir=project.tmp_dir)
     configmod.read_level(path, level)  # what we wrote must read back valid
+    if not local and project.git is not None and project.config.autostage:
+        project.git.add([str(path.relative_to(project.root))])
 
 
 def add(
