@@ -89,6 +89,7 @@ class Project:
         hasher: workspace.Hasher = workspace.hash_only,
         *,
         known: Callable[[ObjectId], bool] | None = None,
+        foreign_links: list[str] | None = None,
         progress: Progress = SILENT,
     ) -> workspace.Snapshot:
         """The object view of workspace data at `rel` (see workspace.snapshot)."""
@@ -99,6 +100,7 @@ class Project:
             hasher,
             known=known,
             cache_links=self.cache_links,
+            foreign_links=foreign_links,
             progress=progress,
         )
 
@@ -140,6 +142,15 @@ class Project:
     def open_remote(self, name: str | None = None, *, jobs: int) -> Remote:
         """Connect to a configured remote (the default one when `name` is None)."""
         return open_remote(self.remote_spec(name), jobs=jobs, base=self.root)
+
+    def transfer_jobs(self, name: str | None, jobs: int | None) -> int:
+        """Concurrent transfers: `-j`, else the remote's `jobs` option, else 4 per CPU (≤ 64)."""
+        if jobs:
+            return jobs
+        configured = self.remote_spec(name).options.get("jobs")
+        if isinstance(configured, int) and configured > 0:
+            return configured
+        return min(64, 4 * (os.cpu_count() or 1))
 
     def path(self, rel: str) -> Path:
         """The absolute local path of a repository path."""
@@ -183,7 +194,15 @@ class Project:
             raise InvalidFileError(f"{file}: no such pointer file") from None
         except OSError as exc:
             raise InvalidFileError(f"{file}: cannot read ({exc.strerror})") from None
-        return pointer.decode(data, file=file)
+        return self._confined(pointer.decode(data, file=file), file)
+
+    def _confined(self, ptr: Pointer, where: str) -> Pointer:
+        """Refuse a pointer whose data would be repro's own files (invariant 5)."""
+        if ptr.data.split("/", 1)[0] == REPRO_DIR:
+            raise UnsafePathError(
+                f"{where}: names {ptr.data}, inside {REPRO_DIR}/, which repro manages itself"
+            )
+        return ptr
 
     def pointers(self) -> list[Pointer]:
         """Every pointer in the workspace, parsed."""
@@ -197,7 +216,8 @@ class Project:
         for rev in revisions:
             for file, data in self.git.files_at(rev, pointer.SUFFIX).items():
                 if (file, data) not in found:
-                    found[(file, data)] = pointer.decode(
-                        data, file=RepoPath(file), where=f"{rev[:12]}:{file}"
+                    where = f"{rev[:12]}:{file}"
+                    found[(file, data)] = self._confined(
+                        pointer.decode(data, file=RepoPath(file), where=where), where
                     )
         return list(found.values())

@@ -7,6 +7,7 @@ loads neither GitPython, fsspec, networkx nor s3fs (a test checks it).
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +22,36 @@ from reprocli.errors import ReproError, UsageError
 
 class ReproGroup(TyperGroup):
     """The only place exceptions become exit codes and one-line messages."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        standalone_mode: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Run the CLI; usage errors are one `error:` line (plus a hint), exit code 2."""
+        from typer._click import exceptions as click_errors  # typer's vendored Click
+
+        try:
+            code = super().main(args=args, prog_name=prog_name, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            code = 2
+        except click_errors.UsageError as exc:
+            message = exc.format_message()
+            command = exc.ctx.command_path if exc.ctx is not None else "repro"
+            render.error(message[:1].lower() + message[1:], hint=f"see `{command} --help`")
+            code = 2
+        except click_errors.ClickException as exc:
+            render.error(exc.format_message())
+            code = exc.exit_code
+        except typer.Abort:
+            render.error("interrupted")
+            code = 130
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -65,7 +96,10 @@ app = typer.Typer(
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")]
 Verbose = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More detail; -vv tracebacks.")
+    int,
+    typer.Option(
+        "--verbose", "-v", count=True, show_default=False, help="More detail; -vv tracebacks."
+    ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 

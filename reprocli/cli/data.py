@@ -52,7 +52,8 @@ def add(
         added = run_add(project, paths, progress=progress)
     _print_recorded(opts, added, verb="added")
     if not opts.json and added and project.git is not None:
-        render.note(opts, "next: git commit the .repro pointers (already staged)")
+        staged = " (already staged)" if project.config.autostage else ""
+        render.note(opts, f"next: git add and commit the .repro pointers and .gitignore{staged}")
 
 
 @app.command(rich_help_panel="Data")

@@ -39,11 +39,18 @@ def note(opts: Options, text: str) -> None:
         sys.stderr.write(text + "\n")
 
 
+def one_line(text: str) -> str:
+    """`text` with control characters escaped, so that it prints as exactly one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def error(message: str, *, hint: str | None = None) -> None:
     """Print one error line (and an optional hint) on stderr."""
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {one_line(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {one_line(hint)}\n")
 
 
 def emit_json(payload: dict[str, Any]) -> None:

@@ -14,6 +14,8 @@ import errno
 import itertools
 import os
 import secrets
+import socket
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +26,18 @@ TEMP_PREFIX = ".repro-tmp-"
 
 _serial = itertools.count()
 _token: tuple[int, str] = (0, "")
+# Temp names carry the host, so that a cache shared between machines never has one machine
+# delete another's in-flight temp file because that PID is not running locally.
+HOST = format(zlib.crc32(socket.gethostname().encode()), "08x")
 
 
 def temp_name() -> str:
-    """A fresh temp file name owned by this process: prefix, PID, a random token, a counter."""
+    """A fresh temp file name owned by this process: prefix, PID, host, random token, counter."""
     global _token
     pid = os.getpid()
     if _token[0] != pid:  # a new process (or a fork) draws a new token
         _token = (pid, secrets.token_hex(4))
-    return f"{TEMP_PREFIX}{pid}-{_token[1]}{next(_serial)}"
+    return f"{TEMP_PREFIX}{pid}-{HOST}-{_token[1]}{next(_serial)}"
 
 
 def storage_error(exc: OSError, action: str, path: Path | str) -> StorageError:
@@ -135,10 +140,11 @@ def remove_stale_temps(folder: Path) -> int:
     for entry in entries:
         if not entry.name.startswith(TEMP_PREFIX):
             continue
-        pid_text = entry.name[len(TEMP_PREFIX) :].split("-", 1)[0]
-        if pid_text.isdigit() and is_alive(int(pid_text)) and int(pid_text) != os.getpid():
-            continue
-        if pid_text.isdigit() and int(pid_text) == os.getpid():
+        fields = entry.name[len(TEMP_PREFIX) :].split("-")
+        pid = int(fields[0]) if fields[0].isdigit() else -1
+        if len(fields) < 3 or fields[1] != HOST:
+            continue  # another machine's (or an unknown) temp: not ours to judge
+        if pid == os.getpid() or is_alive(pid):
             continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)

@@ -100,7 +100,7 @@ def read_level(path: Path, level: Level) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidFileError(f"{path}: a config file is a mapping of sections")
     version = raw.get("version", VERSION)
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:
         raise InvalidFileError(f"{path}: unsupported config version {version!r}")
     for section, values in raw.items():
         if section == "version":

@@ -18,10 +18,14 @@ def entry_for(name: str) -> str:
     return "/" + escaped
 
 
-def ensure_ignored(folder: Path, name: str, *, tmp_dir: Path) -> bool:
+def ensure_ignored(folder: Path, name: str, *, tmp_dir: Path | None) -> bool:
     """Add `name` to `folder/.gitignore` unless present; return whether the file changed."""
+    return ensure_line(folder, entry_for(name), tmp_dir=tmp_dir)
+
+
+def ensure_line(folder: Path, line: str, *, tmp_dir: Path | None) -> bool:
+    """Add the pattern `line` to `folder/.gitignore` unless present; return if it changed."""
     path = folder / ".gitignore"
-    line = entry_for(name)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

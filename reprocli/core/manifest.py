@@ -51,6 +51,8 @@ def decode(data: bytes, *, where: str) -> list[Entry]:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidFileError(f"{where}: not a valid manifest ({exc})") from None
+    except RecursionError:
+        raise InvalidFileError(f"{where}: not a valid manifest (nested too deeply)") from None
     if not isinstance(raw, list):
         raise InvalidFileError(f"{where}: a manifest is a JSON list of entries")
     entries: list[Entry] = []

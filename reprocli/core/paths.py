@@ -20,7 +20,7 @@ RepoPath = NewType("RepoPath", str)
 # One regex for the hot path (100k manifest entries): any control character, backslash,
 # a leading or doubled or trailing slash, or a `.`/`..`/`.git` component.
 _BAD = re.compile(
-    r"[\x00-\x1f\x7f\\]|^/|//|/$|(?:^|/)(?:\.|\.\.|\.git)(?:/|$)",
+    r"[\x00-\x1f\x7f-\x9f\\\ud800-\udfff]|^/|//|/$|(?:^|/)(?:\.|\.\.|\.git)(?:/|$)",
     re.IGNORECASE,
 )
 
@@ -47,6 +47,8 @@ def problem(text: object) -> str | None:
         return "has a backslash (paths are POSIX)"
     if found == "" or "/" in match.group(0):
         return "has an empty component"
+    if "\ud800" <= found <= "\udfff":
+        return "is not valid UTF-8"
     return "has a control character"
 
 

@@ -52,7 +52,15 @@ def pointer_file_of(data: RepoPath) -> RepoPath:
 def _scalar(text: str) -> str:
     if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
         return text
-    return json.dumps(text, ensure_ascii=False)
+    quoted = json.dumps(text, ensure_ascii=False)
+    # YAML, unlike JSON, treats some printable-looking characters (U+2028, U+0085…) as line
+    # breaks: escape everything Python does not call printable.
+    return "".join(c if c.isprintable() else _escape(c) for c in quoted)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def encode(pointer: Pointer) -> bytes:
@@ -88,7 +96,8 @@ def _validate(raw: object, path: RepoPath, file: str) -> Pointer:
     unknown = set(raw) - {"version", "outs"}
     if unknown:
         raise InvalidFileError(f"{file}: unknown key {sorted(map(str, unknown))[0]!r}")
-    if raw.get("version") != VERSION:
+    version = raw.get("version")
+    if type(version) is not int or version != VERSION:
         raise InvalidFileError(
             f"{file}: unsupported pointer version {raw.get('version')!r} (this repro reads 1)",
             hint="upgrade repro",
@@ -101,7 +110,13 @@ def _validate(raw: object, path: RepoPath, file: str) -> Pointer:
     if unknown:
         raise InvalidFileError(f"{file}: unknown key {sorted(map(str, unknown))[0]!r} in outs")
     rel = paths.check_relative(out.get("path"), where=file)
-    folder = path.rsplit("/", 1)[0] if "/" in path else ""
+    folder, _, name = path.rpartition("/")
+    if not name.endswith(SUFFIX) or rel != name[: -len(SUFFIX)]:
+        raise InvalidFileError(
+            f"{file}: path {rel!r} must name the data beside the pointer "
+            f"({name[: -len(SUFFIX)]!r})",
+            hint="rename the pointer file along with its data",
+        )
     target = RepoPath(f"{folder}/{rel}" if folder else rel)
     if out.get("hash") != HASH_NAME:
         raise InvalidFileError(

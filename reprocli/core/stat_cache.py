@@ -18,6 +18,7 @@ from reprocli.core.hashing import ObjectId
 
 # Kernel file timestamps come from a coarse clock (one tick, at most 10 ms); filesystems
 # that store whole seconds (FAT, some network mounts) need a two-second window.
+SCHEMA_VERSION = 1
 RACY_WINDOW_NS = 20_000_000
 COARSE_WINDOW_NS = 2_000_000_000
 
@@ -67,6 +68,12 @@ class StatCache:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):  # written by another repro: start afresh
+            db.close()
+            self.path.unlink()
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(

@@ -48,16 +48,14 @@ class TransferResult:
         if not self.failed:
             return
         oid, reason = self.failed[0]
+        corrupt = any("corrupt" in why for _, why in self.failed)
         raise RemoteError(
             f"remote {remote.name!r}: {verb} {self.transferred} object(s), "
             f"{len(self.failed)} failed (first: {oid}: {reason})",
-            hint="rerun the command: only the missing objects travel",
+            hint="a damaged copy must be replaced: push it again from a clone whose cache has it intact"
+            if corrupt
+            else "rerun the command: only the missing objects travel",
         )
-
-
-def default_jobs() -> int:
-    """Concurrent transfers by default: 4 per CPU, at most 64."""
-    return min(64, 4 * (os.cpu_count() or 1))
 
 
 def retrying(action: Callable[[], T]) -> T:
@@ -149,8 +147,11 @@ def push(
     """Upload every object `roots` need that the remote lacks: files first, then manifests."""
     files, manifests, missing = expand_local(store, roots)
     result = TransferResult()
+    present = present_on(remote, [*files, *manifests, *missing], jobs=jobs)
+    # What this clone lacks is fine when the remote has it (a manifest on the remote implies
+    # its files are there too: manifests are uploaded last).
+    missing = [oid for oid in missing if oid not in present]
     result.failed.extend((oid, "not in the local cache") for oid in missing)
-    present = present_on(remote, [*files, *manifests], jobs=jobs)
     result.present = len(present)
     todo = [oid for oid in files if oid not in present]
     progress.start(f"pushing to {remote.name}", len(todo))
@@ -194,7 +195,9 @@ def _commit(remote: Remote) -> None:
     try:
         remote.commit()
     except Exception as exc:
-        raise RemoteError(f"remote {remote.name!r}: cannot publish objects: {describe(exc)}") from None
+        raise RemoteError(
+            f"remote {remote.name!r}: cannot publish objects: {describe(exc)}"
+        ) from None
 
 
 def fetch(

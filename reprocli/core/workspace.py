@@ -42,13 +42,17 @@ class Snapshot:
         return None if self.entries is None else len(self.entries)
 
 
-def scan(top: Path, *, cache_links: str | None = None) -> list[tuple[str, os.stat_result]]:
+def scan(
+    top: Path, *, cache_links: str | None = None, foreign_links: list[str] | None = None
+) -> list[tuple[str, os.stat_result]]:
     """Every regular file under `top` with its stat, sorted by relative POSIX path.
 
     Skips `.git` folders and repro's own temp files. A symlink is an error (repro stores
     file content, and following links could read or write outside the repository), except a
     link into the object cache folder `cache_links`, which checkout made in symlink mode:
-    it stands for the cached file it points to.
+    it stands for the cached file it points to. With `foreign_links`, other symlinks are
+    collected there (relative paths) instead of raising: checkout replaces them, never
+    following them.
     """
     found: list[tuple[str, os.stat_result]] = []
     stack = [("", str(top))]
@@ -57,14 +61,22 @@ def scan(top: Path, *, cache_links: str | None = None) -> list[tuple[str, os.sta
         with os.scandir(folder) as entries:
             for entry in entries:
                 name = entry.name
+                if not name.isprintable():
+                    raise UnsafePathError(
+                        f"{entry.path!r}: cannot be tracked: its name has a control character "
+                        "or is not valid UTF-8",
+                        hint="rename or remove it",
+                    )
                 if entry.is_dir(follow_symlinks=False):
-                    if name != ".git":
+                    if name.lower() != ".git":
                         stack.append((prefix + name + "/", entry.path))
                 elif entry.is_file(follow_symlinks=False):
                     if not name.startswith(TEMP_PREFIX):
                         found.append((prefix + name, entry.stat(follow_symlinks=False)))
                 elif entry.is_symlink() and is_cache_link(entry.path, cache_links):
                     found.append((prefix + name, os.stat(entry.path)))
+                elif entry.is_symlink() and foreign_links is not None:
+                    foreign_links.append(prefix + name)
                 elif entry.is_symlink():
                     raise UnsafePathError(
                         f"{entry.path}: is a symlink; repro tracks file content, not links",
@@ -115,6 +127,7 @@ def snapshot(
     *,
     known: Callable[[ObjectId], bool] | None = None,
     cache_links: str | None = None,
+    foreign_links: list[str] | None = None,
     progress: Progress = SILENT,
 ) -> Snapshot:
     """Describe the file or directory at `path` (repository path `rel`) as objects.
@@ -134,7 +147,7 @@ def snapshot(
         oid, size = _file_oid(path, rel, st, cached, hasher, known)
         stat_cache.store([(rel, st, oid)], started_ns)
         return Snapshot(oid, size, exec=is_exec(st))
-    files = scan(path, cache_links=cache_links)
+    files = scan(path, cache_links=cache_links, foreign_links=foreign_links)
     progress.start(f"hashing {rel}", len(files))
     entries: list[Entry] = []
     fresh: list[tuple[str, os.stat_result, ObjectId]] = []

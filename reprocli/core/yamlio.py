@@ -66,7 +66,8 @@ def load(data: bytes, *, where: str, limit: int = 1 << 20) -> Any:
         reason = exc.problem or exc.context or "invalid YAML"
         raise InvalidFileError(f"{where}{line}: {reason}") from None
     except yaml.YAMLError as exc:
-        raise InvalidFileError(f"{where}: invalid YAML ({exc})") from None
+        detail = " ".join(str(exc).split())
+        raise InvalidFileError(f"{where}: invalid YAML ({detail})") from None
     except RecursionError:
         raise InvalidFileError(f"{where}: YAML nested too deeply") from None
 

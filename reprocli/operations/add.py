@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reprocli.core import atomic, gitignore, pointer, workspace
 from reprocli.core.hashing import ObjectId
-from reprocli.core.paths import RepoPath
+from reprocli.core.paths import RepoPath, problem
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
 from reprocli.errors import UnsafePathError, UsageError
@@ -90,6 +90,12 @@ def record(
                 rel, workspace.storing(batch), known=batch.knows, progress=progress
             )
             for entry in snap.entries or ():
+                reason = problem(entry.path)
+                if reason is not None:
+                    raise UnsafePathError(
+                        f"{rel}/{entry.path}: cannot be tracked: its name {reason}",
+                        hint="rename or remove it",
+                    )
                 if entry.path.endswith(pointer.SUFFIX):
                     raise UsageError(
                         f"{rel}/{entry.path}: a pointer file inside data being added",

@@ -54,9 +54,13 @@ class _Plan:
     clear_first: bool = False
     unchanged: int = 0
 
+    make_root: bool = False
+
     @property
     def is_noop(self) -> bool:
-        return not (self.writes or self.chmods or self.deletes or self.clear_first)
+        return not (
+            self.writes or self.chmods or self.deletes or self.clear_first or self.make_root
+        )
 
 
 def checkout(
@@ -117,7 +121,7 @@ def _fetch_missing(project: Project, pointers: Sequence[Pointer], progress: Prog
                 needed.append(ptr.oid)
     if not needed:
         return
-    jobs = transfer.default_jobs()
+    jobs = project.transfer_jobs(None, None)
     remote = project.open_remote(None, jobs=jobs)
     with project.locked():
         result = transfer.fetch(store, remote, needed, jobs=jobs, progress=progress)
@@ -139,16 +143,30 @@ def plan(project: Project, ptr: Pointer, *, force: bool) -> _Plan:
     result = _Plan(ptr)
     path = project.path(ptr.data)
     current: dict[str, Entry] = {}
+    result.make_root = ptr.is_dir and not os.path.isdir(path)
     if os.path.lexists(path):
         st = os.lstat(path)
         if statmod.S_ISLNK(st.st_mode) and workspace.is_cache_link(path, project.cache_links):
             st = os.stat(path)
         if statmod.S_ISDIR(st.st_mode) == ptr.is_dir and not statmod.S_ISLNK(st.st_mode):
-            snap = project.snapshot(ptr.data)
+            links: list[str] = []
+            snap = project.snapshot(ptr.data, foreign_links=links)
             if snap.entries is None:
                 current = {"": Entry(RepoPath(""), snap.oid, snap.size, snap.exec)}
             else:
                 current = {e.path: e for e in snap.entries}
+            folders = {e.path.rpartition("/")[0] for e in target}
+            for link in links:  # symlinks we did not make: replaced, never followed
+                if link in folders or any(f.startswith(link + "/") for f in folders):
+                    raise UnsafePathError(
+                        f"{_join(ptr.data, link)}: is a symlink where tracked data needs a folder; "
+                        "refusing to write through it",
+                        hint="replace the link with a real folder",
+                    )
+                if force:
+                    result.deletes.append(link)
+                else:
+                    result.conflicts.append(f"{_join(ptr.data, link)} (a symlink)")
         elif force or _is_cached(project, path):
             result.clear_first = True
         else:
@@ -226,8 +244,13 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
     progress.advance(len(item.writes) % 256)
     for entry in item.chmods:
         dest = _join_path(top, entry.path)
-        mode = os.lstat(dest).st_mode
-        os.chmod(dest, mode | 0o111 if entry.exec else mode & ~0o111)
+        st = os.lstat(dest)
+        if statmod.S_ISLNK(st.st_mode) or st.st_nlink > 1:
+            # Shared with the cache (or elsewhere): give it its own file, never chmod the cache.
+            linker.place(entry.oid, dest, executable=entry.exec)
+            placed.append((_join(ptr.data, entry.path), dest, entry.oid))
+        else:
+            os.chmod(dest, st.st_mode | 0o111 if entry.exec else st.st_mode & ~0o111)
     recorded_ns = time.time_ns()
     project.stat_cache.store(
         [(rel, os.lstat(dest), oid) for rel, dest, oid in placed if not dest.is_symlink()],

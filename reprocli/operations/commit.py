@@ -21,10 +21,6 @@ def commit(
     A path named explicitly must be tracked and present; unchanged data costs only a stat.
     """
     pointers = select(project.pointers(), project, paths)
-    if paths and not pointers:
-        raise UsageError(
-            f"{paths[0]}: not tracked by repro", hint=f"track it with `repro add {paths[0]}`"
-        )
     present = [p.data for p in pointers if os.path.lexists(project.path(p.data))]
     if paths and len(present) < len(pointers):
         missing = next(p.data for p in pointers if p.data not in present)

@@ -22,7 +22,7 @@ def fetch(
     progress: Progress = SILENT,
 ) -> TransferResult:
     """Fetch and verify what the selected pointers need; raise RemoteError if anything failed."""
-    jobs = jobs or transfer.default_jobs()
+    jobs = project.transfer_jobs(remote, jobs)
     source = project.open_remote(remote, jobs=jobs)
     wanted = roots(pointers_in_scope(project, paths, revisions))
     with project.locked():

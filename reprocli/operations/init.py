@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reprocli.core import atomic, config, gitrepo
+from reprocli.core import atomic, config, gitignore, gitrepo
 from reprocli.core.gitrepo import GitRepo
 from reprocli.errors import NotAProjectError
 from reprocli.project import REPRO_DIR
@@ -13,6 +13,7 @@ from reprocli.project import REPRO_DIR
 # What stays out of Git inside .repro/: the cache, per-machine state, temps, the lock
 # and the local config (credentials).
 REPRO_GITIGNORE = b"/cache/\n/state/\n/tmp/\n/lock\n/config.local.yaml\n"
+TEMP_PATTERN = atomic.TEMP_PREFIX + "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,5 +45,8 @@ def init(directory: Path, *, no_scm: bool = False) -> Initialised:
     atomic.write_bytes(repro_dir / ".gitignore", REPRO_GITIGNORE)
     atomic.write_bytes(config_file, config.initial_bytes(no_scm=no_scm))
     if not no_scm:
-        GitRepo(root).add([f"{REPRO_DIR}/.gitignore", f"{REPRO_DIR}/config.yaml"])
+        # A temp file written beside data (when .repro/tmp is on another filesystem) and
+        # left by a killed process must never show up as something to commit.
+        gitignore.ensure_line(root, TEMP_PATTERN, tmp_dir=None)
+        GitRepo(root).add([".gitignore", f"{REPRO_DIR}/.gitignore", f"{REPRO_DIR}/config.yaml"])
     return Initialised(root, created=True)

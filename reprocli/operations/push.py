@@ -22,7 +22,7 @@ def push(
     progress: Progress = SILENT,
 ) -> TransferResult:
     """Upload what the selected pointers need; raise RemoteError if anything failed."""
-    jobs = jobs or transfer.default_jobs()
+    jobs = project.transfer_jobs(remote, jobs)
     target = project.open_remote(remote, jobs=jobs)
     wanted = roots(pointers_in_scope(project, paths, revisions))
     result = transfer.push(project.store, target, wanted, jobs=jobs, progress=progress)

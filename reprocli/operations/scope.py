@@ -30,13 +30,13 @@ def pointers_in_scope(
     project: Project, paths: Sequence[str | Path], revisions: Revisions
 ) -> list[Pointer]:
     """Workspace pointers (selected by `paths`), plus those committed at the revisions asked for."""
-    found = select(project.pointers(), project, paths)
+    found = project.pointers()
     if revisions.any and project.git is not None:
         revs = project.git.revisions(
             branches=revisions.all_branches, tags=revisions.all_tags, commits=revisions.all_commits
         )
-        found += select(project.pointers_at(revs), project, paths)
-    return found
+        found += project.pointers_at(revs)
+    return select(found, project, paths)
 
 
 def roots(pointers: Sequence[Pointer]) -> list[ObjectId]:

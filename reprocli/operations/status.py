@@ -18,7 +18,7 @@ from reprocli.core.manifest import Entry
 from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
-from reprocli.errors import MissingObjectError
+from reprocli.errors import MissingObjectError, UsageError
 from reprocli.project import Project
 
 State = Literal["clean", "modified", "missing", "not_in_cache"]
@@ -66,13 +66,19 @@ def select(
         return list(pointers)
     wanted = [project.target(p) for p in paths]
     chosen = []
+    matched: set[str] = set()
     for ptr in pointers:
         data, file = ptr.data, ptr.file
         for rel in wanted:
             if rel in (data, file) or rel.startswith(data + "/") or data.startswith(rel + "/"):
                 chosen.append(ptr)
-                break
-    return chosen
+                matched.add(rel)
+    for rel in wanted:
+        if rel not in matched:
+            raise UsageError(
+                f"{rel}: not tracked by repro", hint=f"track it with `repro add {rel}`"
+            )
+    return list(dict.fromkeys(chosen))
 
 
 def status(
@@ -90,7 +96,7 @@ def data_status(project: Project, ptr: Pointer, progress: Progress = SILENT) -> 
         return DataStatus(ptr.data, "missing")
     snap = project.snapshot(ptr.data, progress=progress)
     store = project.store
-    if snap.oid == ptr.oid:
+    if snap.oid == ptr.oid and snap.exec == ptr.exec:
         entries = snap.entries or ()
         if not store.has(ptr.oid) or store.missing(e.oid for e in entries):
             return DataStatus(ptr.data, "not_in_cache")
@@ -152,7 +158,7 @@ def remote_status(
     """Which tracked paths have objects not yet on the remote (nothing is transferred)."""
     from reprocli.core import transfer  # noqa: PLC0415 - only --remote pays for remotes
 
-    jobs = jobs or transfer.default_jobs()
+    jobs = project.transfer_jobs(remote, jobs)
     target = project.open_remote(remote, jobs=jobs)
     store = project.store
     needs: dict[RepoPath, set[ObjectId]] = {}

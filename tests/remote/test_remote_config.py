@@ -1,0 +1,257 @@
+"""`repro remote add|list|remove|default|modify` (DESIGN §2–3, docs/remotes.md).
+
+Remotes live in the tracked `.repro/config.yaml`, or with `--local` in the untracked,
+mode-0600 `.repro/config.local.yaml`; the two merge, local winning. Every error is exit 2
+with one `error:` line, and a refused command changes no config file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.builders import git
+from tests.conftest import Cli, Result
+
+SENTINEL = "SENTINEL-remote-config-5d1e"
+
+
+def config(repo: Path, local: bool = False) -> dict[str, Any]:
+    """The parsed tracked (or local) config file; {} when it does not exist."""
+    path = repo / ".repro" / ("config.local.yaml" if local else "config.yaml")
+    if not path.exists():
+        return {}
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    return loaded
+
+
+def listing(cli: Cli) -> dict[str, dict[str, Any]]:
+    """`remote list --json` as {name: entry}."""
+    doc = json.loads(cli("remote", "list", "--json").stdout)
+    assert doc["version"] == 1
+    return {r["name"]: r for r in doc["remotes"]}
+
+
+def invoke(*args: str) -> Result:
+    """Run `repro ARGS` in-process whatever its exit code (the `cli` fixture insists on one)."""
+    from reprocli.cli.app import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert "Traceback" not in result.stderr, result.stderr
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def config_bytes(repo: Path) -> tuple[bytes | None, bytes | None]:
+    """The raw bytes of both config files (None when absent)."""
+    files = [repo / ".repro" / "config.yaml", repo / ".repro" / "config.local.yaml"]
+    return tuple(p.read_bytes() if p.exists() else None for p in files)  # type: ignore[return-value]
+
+
+def test_add_list_and_remove_round_trip(repo: Path, cli: Cli, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    assert cli("remote", "list").stdout == ""
+    assert listing(cli) == {}
+
+    cli("remote", "add", "storage", "s3://bucket/project", "-o", "region=eu-west-1",
+        "-o", "requester_pays=true", "-o", "jobs=8")  # fmt: skip
+    cli("remote", "add", "backup", store)
+    remotes = listing(cli)
+    assert list(remotes) == ["backup", "storage"]  # sorted by name
+    assert remotes["backup"] == {"name": "backup", "url": store, "default": False, "options": {}}
+    assert remotes["storage"]["url"] == "s3://bucket/project"
+    assert remotes["storage"]["options"] == {
+        "jobs": 8,
+        "region": "eu-west-1",
+        "requester_pays": True,
+    }
+    text = cli("remote", "list").stdout.splitlines()
+    assert text[0] == f"backup\t{store}"
+    assert text[1].startswith("storage\ts3://bucket/project\t") and "region=eu-west-1" in text[1]
+    assert config(repo)["remotes"]["storage"] == {
+        "url": "s3://bucket/project",
+        "region": "eu-west-1",
+        "requester_pays": True,
+        "jobs": 8,
+    }
+
+    cli("remote", "remove", "storage")
+    assert list(listing(cli)) == ["backup"]
+    assert "storage" not in config(repo)["remotes"]
+    cli("remote", "remove", "backup")
+    assert listing(cli) == {}
+
+
+def test_add_d_makes_the_default_which_default_shows_changes_and_unsets(
+    repo: Path, cli: Cli, tmp_path: Path
+) -> None:
+    cli("remote", "add", "-d", "first", str(tmp_path / "a"))
+    assert cli("remote", "default").stdout == "first\n"
+    assert config(repo)["core"]["remote"] == "first"
+    assert "(default)" in cli("remote", "list").stdout
+
+    cli("remote", "add", "second", str(tmp_path / "b"))
+    assert cli("remote", "default").stdout == "first\n"
+    cli("remote", "default", "second")
+    assert cli("remote", "default").stdout == "second\n"
+    assert {n: r["default"] for n, r in listing(cli).items()} == {"first": False, "second": True}
+
+    cli("remote", "default", "--unset")
+    result = cli("remote", "default", expect=2)
+    assert result.stderr.startswith("error: no default remote") and "hint: " in result.stderr
+    assert "remote" not in config(repo)["core"]
+    assert not any(r["default"] for r in listing(cli).values())
+
+
+def test_removing_the_default_remote_leaves_no_default(
+    repo: Path, cli: Cli, tmp_path: Path
+) -> None:
+    cli("remote", "add", "-d", "origin", str(tmp_path / "a"))
+    cli("remote", "remove", "origin")
+    assert "remote" not in config(repo).get("core", {})
+    cli("remote", "default", expect=2)
+    cli("remote", "add", "origin", str(tmp_path / "a"))  # the name is free again
+    cli("remote", "default", expect=2)
+
+
+def test_local_remotes_live_in_the_private_untracked_config(
+    repo: Path, cli: Cli, tmp_path: Path
+) -> None:
+    tracked_before = (repo / ".repro/config.yaml").read_bytes()
+    cli("remote", "add", "--local", "-d", "mine", str(tmp_path / "mine"), "-o", "profile=dev")
+
+    assert (repo / ".repro/config.yaml").read_bytes() == tracked_before
+    local = repo / ".repro/config.local.yaml"
+    assert stat.S_IMODE(os.stat(local).st_mode) == 0o600
+    assert config(repo, local=True)["remotes"]["mine"] == {
+        "url": str(tmp_path / "mine"),
+        "profile": "dev",
+    }
+    assert config(repo, local=True)["core"]["remote"] == "mine"
+    git(repo, "check-ignore", "-q", ".repro/config.local.yaml")
+    assert git(repo, "status", "--porcelain") == ""
+    assert listing(cli)["mine"]["default"] is True
+    assert cli("remote", "default").stdout == "mine\n"
+
+    # A tracked remote can get per-machine options; the two files merge.
+    cli("remote", "add", "-d", "team", str(tmp_path / "team"))
+    cli("remote", "modify", "--local", "team", "region", "eu-central-1")
+    assert config(repo)["remotes"]["team"] == {"url": str(tmp_path / "team")}
+    assert listing(cli)["team"]["options"] == {"region": "eu-central-1"}
+    assert cli("remote", "default").stdout == "mine\n"  # local wins over tracked
+    cli("remote", "default", "--local", "team")
+    assert cli("remote", "default").stdout == "team\n"
+
+    cli("remote", "remove", "team")  # from both files
+    assert "team" not in config(repo).get("remotes", {})
+    assert "team" not in config(repo, local=True).get("remotes", {})
+    assert list(listing(cli)) == ["mine"]
+
+
+def test_modify_sets_changes_and_unsets_options(repo: Path, cli: Cli, tmp_path: Path) -> None:
+    cli("remote", "add", "origin", str(tmp_path / "a"))
+    cli("remote", "modify", "origin", "region", "eu-west-1")
+    cli("remote", "modify", "origin", "jobs", "4")
+    assert listing(cli)["origin"]["options"] == {"jobs": 4, "region": "eu-west-1"}
+
+    cli("remote", "modify", "origin", "region", "us-east-2")
+    cli("remote", "modify", "origin", "url", "s3://bucket/elsewhere")
+    remote = listing(cli)["origin"]
+    assert remote["url"] == "s3://bucket/elsewhere"
+    assert remote["options"] == {"jobs": 4, "region": "us-east-2"}
+
+    cli("remote", "modify", "origin", "region", "--unset")
+    assert listing(cli)["origin"]["options"] == {"jobs": 4}
+    assert config(repo)["remotes"]["origin"] == {"url": "s3://bucket/elsewhere", "jobs": 4}
+
+
+def test_modify_unset_of_an_option_kept_in_the_local_config_takes_effect_or_is_refused(
+    repo: Path, cli: Cli, tmp_path: Path
+) -> None:
+    cli("remote", "add", "origin", str(tmp_path / "a"))
+    cli("remote", "modify", "--local", "origin", "secret_access_key", SENTINEL)
+    assert listing(cli)["origin"]["options"] == {"secret_access_key": "***"}
+
+    result = invoke("remote", "modify", "origin", "secret_access_key", "--unset")
+    if result.exit_code == 0:  # it said "unset": the credential must really be gone
+        assert listing(cli)["origin"]["options"] == {}, result.stderr
+        assert SENTINEL not in (repo / ".repro/config.local.yaml").read_text()
+    else:  # or it refuses, pointing at --local
+        assert result.exit_code == 2 and "--local" in result.stderr, result
+
+
+def test_modify_without_local_never_writes_a_remote_without_url_to_the_tracked_config(
+    repo: Path, cli: Cli, tmp_path: Path
+) -> None:
+    cli("remote", "add", "--local", "mine", str(tmp_path / "mine"))
+    result = invoke("remote", "modify", "mine", "region", "eu-west-1")
+    tracked = config(repo).get("remotes", {})
+    for name, spec in tracked.items():
+        assert "url" in spec, f"tracked config got remote {name!r} without a url: {spec} ({result})"
+    assert result.exit_code in (0, 2)
+
+
+def test_a_url_password_in_the_local_config_is_redacted_when_listed(repo: Path, cli: Cli) -> None:
+    cli("remote", "add", "--local", "web", f"https://user:{SENTINEL}@example.com/store")
+    assert SENTINEL in (repo / ".repro/config.local.yaml").read_text()
+    text = cli("remote", "list").stdout
+    assert "https://user:***@example.com/store" in text
+    assert listing(cli)["web"]["url"] == "https://user:***@example.com/store"
+    assert SENTINEL not in text + cli("remote", "list", "--json").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("remote", "add", "origin", "/elsewhere"), "already exists"),
+        (("remote", "add", "--local", "origin", "/elsewhere"), "already exists"),
+        (("remote", "add", "bad name", "/x"), "bad name"),
+        (("remote", "add", "a/b", "/x"), "a/b"),
+        (("remote", "add", ".hidden", "/x"), ".hidden"),
+        (("remote", "add", "other", "/x", "-o", "novalue"), "KEY=VALUE"),
+        (("remote", "add", "other", "/x", "-o", "=value"), "KEY=VALUE"),
+        (("remote", "add", "other", "nosuchproto://x/y"), "nosuchproto"),
+        (("remote", "modify", "origin", "region"), "VALUE"),
+        (("remote", "modify", "origin", "region", "x", "--unset"), "VALUE"),
+        (("remote", "modify", "origin", "bad-key!", "x"), "bad-key!"),
+        (("remote", "modify", "origin", "url", "nosuchproto://x/y"), "nosuchproto"),
+        (("remote", "modify", "nope", "region", "x"), "'nope'"),
+        (("remote", "remove", "nope"), "'nope'"),
+        (("remote", "default", "nope"), "'nope'"),
+    ],
+    ids=[
+        "duplicate",
+        "duplicate-local",
+        "space-in-name",
+        "slash-in-name",
+        "dot-first",
+        "option-without-equals",
+        "option-without-key",
+        "unknown-protocol",
+        "modify-missing-value",
+        "modify-value-and-unset",
+        "modify-bad-key",
+        "modify-unknown-protocol",
+        "modify-unknown-remote",
+        "remove-unknown-remote",
+        "default-unknown-remote",
+    ],
+)
+def test_a_bad_remote_command_is_exit_2_and_changes_no_config(
+    repo: Path, args: tuple[str, ...], needle: str, cli: Cli
+) -> None:
+    cli("remote", "add", "-d", "origin", "/somewhere")
+    before = config_bytes(repo)
+
+    result = cli(*args, expect=2)
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and needle in lines[0], result.stderr
+    assert all(line.startswith("hint: ") for line in lines[1:]), result.stderr
+    assert config_bytes(repo) == before
+    assert list(listing(cli)) == ["origin"]
