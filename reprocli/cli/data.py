@@ -108,7 +108,8 @@ def status(
         bool, typer.Option("--check", help="Exit 1 when anything is out of date.")
     ] = False,
     remote: Annotated[
-        bool, typer.Option("--remote", help="Also compare with a remote: what is not pushed yet.")
+        bool,
+        typer.Option("--remote", help="Compare with a remote instead: what is not pushed yet."),
     ] = False,
     remote_name: Annotated[
         str | None,
@@ -118,49 +119,61 @@ def status(
     verbose: Verbose = 0,
     json: Json = False,
 ) -> None:
-    """Show tracked data that differs from its pointers; --check exits 1 if any does."""
+    """Show tracked data that differs from its pointers; --check exits 1 if any does.
+
+    With --remote, compare with the remote instead (what is not pushed yet): the check a CI
+    job runs before it pulls.
+    """
     from reprocli.operations.status import remote_status
     from reprocli.operations.status import status as run_status
     from reprocli.project import Project
 
     opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
     project = Project.discover()
-    with render.progress(opts) as progress:
-        report = run_status(project, paths or [], progress=progress)
-    pushed = None
     if remote or remote_name:
         pushed = remote_status(project, paths or [], remote=remote_name)
-    clean = report.clean and (pushed is None or pushed.clean)
-    if opts.json:
-        payload: dict[str, object] = {
-            "clean": clean,
-            "data": [
+        if opts.json:
+            render.emit_json(
                 {
-                    "path": d.path,
-                    "state": d.state,
-                    "changes": [{"path": c.path, "kind": c.kind} for c in d.changes],
+                    "clean": pushed.clean,
+                    "remote": {
+                        "name": pushed.remote,
+                        "missing": [
+                            {"path": g.path, "missing": g.missing, "total": g.total}
+                            for g in pushed.gaps
+                        ],
+                    },
                 }
-                for d in report.data
-            ],
-        }
-        if pushed is not None:
-            payload["remote"] = {
-                "name": pushed.remote,
-                "missing": [
-                    {"path": g.path, "missing": g.missing, "total": g.total} for g in pushed.gaps
-                ],
-            }
-        render.emit_json(payload)
-    elif not opts.quiet:
-        _print_status(opts, report)
-        if pushed is not None:
+            )
+        elif not opts.quiet:
             for gap in pushed.gaps:
                 render.out(
                     f"{gap.path}: {gap.missing} of {gap.total} objects not on remote {pushed.remote}"
                 )
             if pushed.clean:
                 render.out(f"remote {pushed.remote} has everything")
-    if check and not clean:
+        if check and not pushed.clean:
+            raise typer.Exit(1)
+        return
+    with render.progress(opts) as progress:
+        report = run_status(project, paths or [], progress=progress)
+    if opts.json:
+        render.emit_json(
+            {
+                "clean": report.clean,
+                "data": [
+                    {
+                        "path": d.path,
+                        "state": d.state,
+                        "changes": [{"path": c.path, "kind": c.kind} for c in d.changes],
+                    }
+                    for d in report.data
+                ],
+            }
+        )
+    elif not opts.quiet:
+        _print_status(opts, report)
+    if check and not report.clean:
         raise typer.Exit(1)
 
 

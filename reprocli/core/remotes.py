@@ -65,6 +65,7 @@ class Remote(Protocol):
 
     name: str
     url: str
+    retries: int
 
     def exists(self, oid: ObjectId) -> bool:
         """Whether object `oid` is on the remote."""
@@ -91,6 +92,8 @@ def _key(oid: str) -> str:
 
 class LocalRemote:
     """A remote that is a folder on this machine (or a mounted share)."""
+
+    retries = 1  # a local filesystem error does not go away by itself
 
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
@@ -166,6 +169,8 @@ class LocalRemote:
 
 class FsspecRemote:
     """A remote on any fsspec filesystem (S3, GCS, Azure, SFTP, memory://…)."""
+
+    retries = 3  # set to 1 where the backend retries itself (s3fs through botocore)
 
     def __init__(self, name: str, url: str, fs: Any, root: str) -> None:
         self.name = name
@@ -269,7 +274,10 @@ def open_remote(spec: RemoteSpec, *, jobs: int, base: Path) -> Remote:
         raise RemoteError(
             f"remote {spec.name!r}: cannot open {redact(spec.url)}: {describe(exc)}"
         ) from None
-    return FsspecRemote(spec.name, spec.url, fs, root)
+    remote = FsspecRemote(spec.name, spec.url, fs, root)
+    if protocol in ("s3", "s3a"):
+        remote.retries = 1
+    return remote
 
 
 def storage_options(protocol: str, options: dict[str, Any], *, jobs: int) -> dict[str, Any]:
@@ -290,7 +298,9 @@ def storage_options(protocol: str, options: dict[str, Any], *, jobs: int) -> dic
             result["endpoint_url"] = endpoint
         config = result.setdefault("config_kwargs", {})
         config.setdefault("max_pool_connections", max(jobs, 10))
-        config.setdefault("retries", {"max_attempts": 5, "mode": "adaptive"})
+        # botocore retries throttling and resets itself (repro does not retry on top of it)
+        config.setdefault("retries", {"max_attempts": 4, "mode": "adaptive"})
+        config.setdefault("connect_timeout", 10)
         result.setdefault("skip_instance_cache", True)
     return result
 

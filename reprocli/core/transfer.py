@@ -48,25 +48,31 @@ class TransferResult:
         if not self.failed:
             return
         oid, reason = self.failed[0]
-        corrupt = any("corrupt" in why for _, why in self.failed)
+        reasons = " ".join(why for _, why in self.failed)
+        if "corrupt" in reasons:
+            hint = "a damaged copy must be replaced: push it again from a clone whose cache has it intact"
+        elif "not in the local cache" in reasons:
+            hint = (
+                "this clone lacks the data: `repro pull` it first, or push from a clone that has it"
+            )
+        else:
+            hint = "rerun the command: only the missing objects travel"
         raise RemoteError(
             f"remote {remote.name!r}: {verb} {self.transferred} object(s), "
             f"{len(self.failed)} failed (first: {oid}: {reason})",
-            hint="a damaged copy must be replaced: push it again from a clone whose cache has it intact"
-            if corrupt
-            else "rerun the command: only the missing objects travel",
+            hint=hint,
         )
 
 
-def retrying(action: Callable[[], T]) -> T:
+def retrying(action: Callable[[], T], attempts: int = RETRIES) -> T:
     """Run `action`, retrying transient failures with exponential backoff."""
-    for attempt in range(RETRIES):
+    for attempt in range(attempts):
         try:
             return action()
         except (RemoteError, CorruptObjectError, FileNotFoundError, PermissionError):
             raise
         except Exception:
-            if attempt == RETRIES - 1:
+            if attempt >= attempts - 1:
                 raise
             time.sleep(BACKOFF_S * 2**attempt)
     raise AssertionError("unreachable")
@@ -81,7 +87,9 @@ def present_on(remote: Remote, oids: Iterable[ObjectId], *, jobs: int) -> set[Ob
         if len(wanted) > EXISTS_LIMIT:
             return remote.list_oids({oid[:2] for oid in wanted}) & wanted
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            flags = pool.map(lambda oid: retrying(lambda: remote.exists(oid)), sorted(wanted))
+            flags = pool.map(
+                lambda oid: retrying(lambda: remote.exists(oid), remote.retries), sorted(wanted)
+            )
             return {oid for oid, flag in zip(sorted(wanted), flags, strict=True) if flag}
     except RemoteError:
         raise
@@ -160,7 +168,7 @@ def push(
         source = store.path_of(oid)
         if not store.verify(oid):  # a damaged cache object must never reach the remote
             raise CorruptObjectError("corrupt in the local cache; run `repro fsck --repair`")
-        retrying(lambda: remote.put(source, oid))
+        retrying(lambda: remote.put(source, oid), remote.retries)
         return source.stat().st_size
 
     failed_files: set[ObjectId] = set(missing)
@@ -181,7 +189,7 @@ def push(
             result.failed.append((oid, "not uploaded: some of its files could not be"))
             continue
         try:
-            retrying(lambda: remote.put(store.path_of(oid), oid))  # noqa: B023 - runs now
+            retrying(lambda: remote.put(store.path_of(oid), oid), remote.retries)  # noqa: B023 - runs now
         except Exception as exc:
             result.failed.append((oid, _reason(exc)))
             continue
@@ -237,7 +245,7 @@ def fetch(
     def download(oid: ObjectId) -> Path:
         tmp = store.tmp / atomic.temp_name()
         try:
-            retrying(lambda: _get_verified(remote, oid, tmp))
+            retrying(lambda: _get_verified(remote, oid, tmp), remote.retries)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -278,7 +286,7 @@ def _get_verified(remote: Remote, oid: ObjectId, tmp: Path) -> None:
 def _download_manifest(store: ObjectStore, remote: Remote, oid: ObjectId) -> bytes:
     tmp = store.tmp / atomic.temp_name()
     try:
-        retrying(lambda: _get_verified(remote, oid, tmp))
+        retrying(lambda: _get_verified(remote, oid, tmp), remote.retries)
         data = tmp.read_bytes()
     finally:
         with contextlib.suppress(FileNotFoundError):

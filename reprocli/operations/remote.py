@@ -178,22 +178,33 @@ def modify(
     if key in REPRO_OPTIONS - {"url", "jobs"} or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
         raise UsageError(f"{key!r}: not a valid option name")
     parsed = None if value is None else parse_value(value)
+    tracked = configmod.read_file(configmod.paths_for(project.repro_dir)["repo"])
     if parsed is not None:
         _refuse_secrets(key, parsed, local=local)
         if key == "url":
             _check_protocol(str(parsed))
+        if not local and name not in tracked.get("remotes", {}):
+            raise UsageError(
+                f"remote {name!r} is defined only in .repro/config.local.yaml",
+                hint="add --local to change it there",
+            )
 
     def change(data: dict[str, Any]) -> None:
-        spec = data.setdefault("remotes", {}).setdefault(name, {})
-        if parsed is None:
+        remotes = data.get("remotes", {})
+        if parsed is None:  # unset wherever it is set
+            spec = remotes.get(name, {})
             spec.pop(key, None)
-            if not spec:
-                data["remotes"].pop(name)
+            if name in remotes and not spec:
+                remotes.pop(name)
         else:
-            spec[key] = parsed
+            data.setdefault("remotes", {}).setdefault(name, {})[key] = parsed
 
     with project.locked():
-        _edit(project, local, change)
+        if parsed is None:
+            for level_local in (False, True):
+                _edit(project, level_local, change)
+        else:
+            _edit(project, local, change)
 
 
 def _require(project: Project, name: str) -> None:

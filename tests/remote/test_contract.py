@@ -188,15 +188,26 @@ def test_pull_with_a_path_restores_only_that_path(
     assert tree_state(mate, *TRACKED) == expected
 
 
-@pytest.mark.parametrize("flag", ["--all-tags", "--all-branches", "--all-commits"])
+@pytest.mark.parametrize(
+    ("kind", "flag"),
+    [
+        ("local", "--all-tags"),
+        ("memory", "--all-tags"),
+        ("s3", "--all-tags"),
+        ("local", "--all-branches"),
+        ("local", "--all-commits"),
+    ],  # which revisions are covered does not depend on the kind of remote
+)
 def test_all_revision_flags_also_push_the_objects_of_older_revisions(
     repo: Path,
-    remote_url: RemoteUnderTest,
+    kind: str,
     flag: str,
     cli: Cli,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
+    remote_url: RemoteUnderTest = request.getfixturevalue(f"{kind}_remote")
     configure(cli, repo, remote_url)
     make_dataset(repo, "1")
     cli("add", *TRACKED)

@@ -71,15 +71,26 @@ def assert_one_error_line(result: Result, *needles: str) -> str:
 # --- corrupt and missing remote objects (D3, D5) --------------------------------------------
 
 
-@pytest.mark.parametrize("damaged", ["file", "manifest"])
+@pytest.mark.parametrize(
+    ("kind", "damaged"),
+    [
+        ("local", "file"),
+        ("memory", "file"),
+        ("s3", "file"),
+        ("local", "manifest"),
+        ("memory", "manifest"),
+    ],
+)
 def test_a_corrupt_remote_object_fails_pull_naming_it_and_changes_nothing(
     repo: Path,
-    remote_url: RemoteUnderTest,
+    kind: str,
     damaged: str,
     cli: Cli,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
+    remote_url: RemoteUnderTest = request.getfixturevalue(f"{kind}_remote")
     configure(cli, repo, remote_url)
     make_dataset(repo, "1")
     cli("add", *TRACKED)
@@ -217,10 +228,10 @@ def test_a_corrupt_cache_object_is_never_uploaded(
     "command", [("push",), ("pull",), ("status", "--remote")], ids=["push", "pull", "status"]
 )
 def test_an_unreachable_s3_endpoint_is_one_error_line_and_exit_2(
-    tracked: Path, s3_url: S3Location, command: tuple[str, ...], cli: Cli
+    tracked: Path, aws_env: None, command: tuple[str, ...], cli: Cli
 ) -> None:
     dead = f"http://127.0.0.1:{unused_port()}"
-    cli("remote", "add", "-d", "origin", s3_url.url, "-o", f"endpoint_url={dead}")
+    cli("remote", "add", "-d", "origin", "s3://repro-bucket/store", "-o", f"endpoint_url={dead}")
     fail_fast(tracked, "origin")
     if command[0] == "pull":  # with a full cache it need not ask the remote
         shutil.rmtree(tracked / ".repro" / "cache")
