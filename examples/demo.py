@@ -111,7 +111,9 @@ def main() -> None:
     repro("status", cwd=clone)
     repro("pull", cwd=clone)
     repro("status", "--check", cwd=clone)
-    same = (clone / "data/raw/2024-h2.csv").read_bytes() == (project / "data/raw/2024-h2.csv").read_bytes()
+    same = (clone / "data/raw/2024-h2.csv").read_bytes() == (
+        project / "data/raw/2024-h2.csv"
+    ).read_bytes()
     print(f"  identical bytes in the clone: {same}")
     if not same:
         sys.exit("demo failed: the clone's data differs")

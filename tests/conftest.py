@@ -87,7 +87,9 @@ def cli() -> Cli:
     return run
 
 
-def run_repro(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_repro(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `repro` entry point in a subprocess."""
     import sys
 

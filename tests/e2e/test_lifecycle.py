@@ -12,7 +12,9 @@ from tests.conftest import Cli
 
 def test_add_commit_status_checkout_round_trip(git_repo: Path, cli: Cli) -> None:
     cli("init")
-    make_tree(git_repo, {"data/a.csv": "1\n", "data/sub/b.csv": "2\n", "models/model.pkl": b"\x00\x01"})
+    make_tree(
+        git_repo, {"data/a.csv": "1\n", "data/sub/b.csv": "2\n", "models/model.pkl": b"\x00\x01"}
+    )
     (git_repo / "data/run.sh").write_text("#!/bin/sh\n")
     os.chmod(git_repo / "data/run.sh", 0o755)
     before = read_tree(git_repo / "data")
@@ -21,7 +23,9 @@ def test_add_commit_status_checkout_round_trip(git_repo: Path, cli: Cli) -> None
     assert (git_repo / "data.repro").is_file()
     assert (git_repo / "models/model.pkl.repro").is_file()
     staged = git(git_repo, "diff", "--cached", "--name-only").split()
-    assert {"data.repro", "models/model.pkl.repro", ".gitignore", "models/.gitignore"} <= set(staged)
+    assert {"data.repro", "models/model.pkl.repro", ".gitignore", "models/.gitignore"} <= set(
+        staged
+    )
     commit(git_repo, "data v1")
     assert "up to date" in cli("status").stdout
 

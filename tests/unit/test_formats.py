@@ -227,7 +227,9 @@ def test_repro_add_of_a_tree_writes_the_known_manifest_pointer_objects_and_gitig
     assert found == expected_objects
     for rel in expected_objects:
         assert stat.S_IMODE(os.stat(objects / rel).st_mode) == _read_only_mode(), rel
-    assert (git_repo / ".gitignore").read_bytes() == b".repro-tmp-*\n/data\n"  # init writes the temp pattern first
+    assert (
+        git_repo / ".gitignore"
+    ).read_bytes() == b".repro-tmp-*\n/data\n"  # init writes the temp pattern first
 
 
 def test_repro_add_of_files_writes_the_known_pointers_and_folder_gitignores(
