@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from reprocli.core import atomic, gitrepo, lock, pointer, workspace
 from reprocli.core import config as configmod
-from reprocli.core import gitrepo, lock, pointer, workspace
 from reprocli.core.atomic import remove_stale_temps, storage_error
 from reprocli.core.config import Config
 from reprocli.core.gitrepo import GitRepo
@@ -24,8 +24,13 @@ from reprocli.core.progress import SILENT, Progress
 from reprocli.core.remotes import Remote, RemoteSpec, open_remote
 from reprocli.core.stat_cache import StatCache
 from reprocli.errors import InvalidFileError, NotAProjectError, RemoteError, UnsafePathError
+from reprocli.pipeline import lockfile, spec
+from reprocli.pipeline.lockfile import LockEntry
+from reprocli.pipeline.spec import Pipeline
 
 REPRO_DIR = ".repro"
+PIPELINE_FILE = "repro.yaml"
+LOCK_FILE = "repro.lock"
 
 
 class Project:
@@ -208,16 +213,57 @@ class Project:
         """Every pointer in the workspace, parsed."""
         return [self.read_pointer(f) for f in self.pointer_files()]
 
+    def pipeline(self) -> Pipeline | None:
+        """The stages of repro.yaml (None when there is no repro.yaml)."""
+        try:
+            data = (self.root / PIPELINE_FILE).read_bytes()
+        except FileNotFoundError:
+            return None
+        return spec.parse(data)
+
+    def lock_entries(self) -> dict[str, LockEntry]:
+        """The stages recorded in repro.lock (empty when there is none)."""
+        try:
+            data = (self.root / LOCK_FILE).read_bytes()
+        except FileNotFoundError:
+            return {}
+        return lockfile.decode(data)
+
+    def write_lock(self, entries: dict[str, LockEntry]) -> None:
+        """Publish repro.lock atomically (deterministic bytes)."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(self.root / LOCK_FILE, lockfile.encode(entries), tmp_dir=self.tmp_dir)
+
+    def tracked(self) -> list[Pointer]:
+        """Every tracked path: pointer files, and the cached outputs recorded in repro.lock."""
+        return self.pointers() + stage_outputs(self.lock_entries())
+
     def pointers_at(self, revisions: list[str]) -> list[Pointer]:
         """Every pointer committed at any of `revisions`, read from Git objects."""
         if self.git is None or not revisions:
             return []
         found: dict[tuple[str, bytes], Pointer] = {}
         for rev in revisions:
-            for file, data in self.git.files_at(rev, pointer.SUFFIX).items():
-                if (file, data) not in found:
-                    where = f"{rev[:12]}:{file}"
+            files = self.git.files_at(rev, (pointer.SUFFIX, LOCK_FILE))
+            for file, data in files.items():
+                if (file, data) in found:
+                    continue
+                where = f"{rev[:12]}:{file}"
+                if file == LOCK_FILE:
+                    for ptr in stage_outputs(lockfile.decode(data)):
+                        found[(ptr.data, data)] = ptr
+                elif file.endswith(pointer.SUFFIX):
                     found[(file, data)] = self._confined(
                         pointer.decode(data, file=RepoPath(file), where=where), where
                     )
         return list(found.values())
+
+
+def stage_outputs(entries: dict[str, LockEntry]) -> list[Pointer]:
+    """The cached outputs of recorded stages, as pointer records."""
+    return [
+        Pointer(out.path, out.oid, out.size, out.nfiles, origin=f"{LOCK_FILE}: stage {name!r}")
+        for name, entry in sorted(entries.items())
+        for out in entry.outs
+        if out.cache
+    ]

@@ -161,6 +161,10 @@ def status(
         render.emit_json(
             {
                 "clean": report.clean,
+                "stages": [
+                    {"name": v.stage, "stale": v.stale, "reasons": list(v.reasons)}
+                    for v in report.stages
+                ],
                 "data": [
                     {
                         "path": d.path,
@@ -185,7 +189,12 @@ _STATE_TEXT = {
 
 
 def _print_status(opts: render.Options, report) -> None:  # type: ignore[no-untyped-def]
-    if not report.data:
+    for verdict in report.stages:
+        if verdict.stale:
+            render.out(f"{verdict.stage}: {'; '.join(verdict.reasons)}")
+        elif opts.verbose:
+            render.out(f"{verdict.stage}: up to date")
+    if not report.data and not report.stages:
         render.out("no tracked data (track some with `repro add PATH`)")
         return
     for item in report.data:
@@ -197,9 +206,10 @@ def _print_status(opts: render.Options, report) -> None:  # type: ignore[no-unty
         for change in item.changes:
             render.out(f"    {change.kind + ':':<10}{item.path}/{change.path}")
     if report.clean:
-        render.out(
-            f"up to date ({len(report.data)} tracked path{'s' if len(report.data) != 1 else ''})"
-        )
+        parts = [f"{len(report.data)} tracked path{'s' if len(report.data) != 1 else ''}"]
+        if report.stages:
+            parts.append(f"{len(report.stages)} stage{'s' if len(report.stages) != 1 else ''}")
+        render.out(f"up to date ({', '.join(parts)})")
 
 
 @app.command(rich_help_panel="Data")

@@ -93,8 +93,8 @@ class GitRepo:
                         shas.append(sha)
         return list(dict.fromkeys(shas))
 
-    def files_at(self, rev: str, suffix: str) -> dict[str, bytes]:
-        """The content of every file whose name ends with `suffix` in the tree of `rev`."""
+    def files_at(self, rev: str, suffix: str | tuple[str, ...]) -> dict[str, bytes]:
+        """The content of every file whose path ends with `suffix` in the tree of `rev`."""
         listing = self.run("ls-tree", "-r", "-z", "--full-tree", rev)
         blobs: dict[str, str] = {}
         for record in listing.split("\0"):

@@ -32,11 +32,13 @@ class Pointer:
     size: int
     nfiles: int | None = None
     exec: bool = False
+    origin: str | None = None
+    """Where the record lives when it is not a pointer file (a stage's entry in repro.lock)."""
 
     @property
     def file(self) -> RepoPath:
-        """The pointer file's own path."""
-        return RepoPath(self.data + SUFFIX)
+        """The pointer file's own path (or the origin of a record from repro.lock)."""
+        return RepoPath(self.origin or self.data + SUFFIX)
 
     @property
     def is_dir(self) -> bool:

@@ -6,6 +6,8 @@ InvalidFileError naming the file and line (DESIGN §3; RELIABILITY invariant 10)
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -48,18 +50,23 @@ def _refuse_aliases(text: str, where: str) -> None:
             raise InvalidFileError(f"{where}:{line}: YAML anchors and aliases are not allowed")
 
 
-def load(data: bytes, *, where: str, limit: int = 1 << 20) -> Any:
-    """Parse one YAML document from `data`; raise InvalidFileError on anything doubtful."""
+def _text(data: bytes, where: str, limit: int) -> str:
     if len(data) > limit:
         raise InvalidFileError(f"{where}: file is larger than {limit} bytes")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidFileError(f"{where}: not UTF-8 text ({exc.reason})") from None
+    if "&" in text or "*" in text:
+        _refuse_aliases(text, where)
+    return text
+
+
+@contextlib.contextmanager
+def _translated(where: str) -> Iterator[None]:
+    """Turn any YAML failure into one InvalidFileError naming `where` (and the line)."""
     try:
-        if "&" in text or "*" in text:
-            _refuse_aliases(text, where)
-        return yaml.load(text, Loader=_StrictLoader)
+        yield
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -70,6 +77,43 @@ def load(data: bytes, *, where: str, limit: int = 1 << 20) -> Any:
         raise InvalidFileError(f"{where}: invalid YAML ({detail})") from None
     except RecursionError:
         raise InvalidFileError(f"{where}: YAML nested too deeply") from None
+
+
+def load(data: bytes, *, where: str, limit: int = 1 << 20) -> Any:
+    """Parse one YAML document from `data`; raise InvalidFileError on anything doubtful."""
+    with _translated(where):
+        return yaml.load(_text(data, where, limit), Loader=_StrictLoader)
+
+
+def compose(data: bytes, *, where: str, limit: int = 1 << 20) -> tuple[Any, Any]:
+    """Parse like `load`, also returning the node tree (for line numbers in messages)."""
+    with _translated(where):
+        loader = _StrictLoader(_text(data, where, limit))
+        try:
+            node = loader.get_single_node()
+            value = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+        return value, node
+
+
+def line_of(node: Any, *keys: str | int) -> int:
+    """The 1-based line of the value at `keys` below `node` (the deepest one found)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for key in keys:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == key:
+                    child, line = value_node, key_node.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            child = node.value[key]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
 
 
 def dump(value: Any) -> bytes:

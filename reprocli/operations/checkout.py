@@ -76,7 +76,7 @@ def checkout(
     Objects missing from the cache are first fetched from the default remote, when one is
     configured (and `fetch_missing`); nothing in the workspace changes before they are in.
     """
-    pointers = select(project.pointers(), project, paths)
+    pointers = select(project.tracked(), project, paths)
     if fetch_missing and project.config.default_remote is not None:
         _fetch_missing(project, pointers, progress)
     with project.locked():

@@ -30,7 +30,7 @@ def pointers_in_scope(
     project: Project, paths: Sequence[str | Path], revisions: Revisions
 ) -> list[Pointer]:
     """Workspace pointers (selected by `paths`), plus those committed at the revisions asked for."""
-    found = project.pointers()
+    found = project.tracked()
     if revisions.any and project.git is not None:
         revs = project.git.revisions(
             branches=revisions.all_branches, tags=revisions.all_tags, commits=revisions.all_commits

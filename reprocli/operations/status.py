@@ -19,7 +19,8 @@ from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
 from reprocli.errors import MissingObjectError, UsageError
-from reprocli.project import Project
+from reprocli.pipeline.plan import Verdict
+from reprocli.project import PIPELINE_FILE, Project
 
 State = Literal["clean", "modified", "missing", "not_in_cache"]
 ChangeKind = Literal["added", "modified", "deleted"]
@@ -51,11 +52,14 @@ class StatusReport:
     """The state of every tracked path that was asked about."""
 
     data: tuple[DataStatus, ...]
+    stages: tuple[Verdict, ...] = ()
 
     @property
     def clean(self) -> bool:
         """Whether everything is in step."""
-        return all(item.state == "clean" for item in self.data)
+        return all(item.state == "clean" for item in self.data) and not any(
+            v.stale for v in self.stages
+        )
 
 
 def select(
@@ -86,7 +90,14 @@ def status(
 ) -> StatusReport:
     """Compare each selected pointer with its data in the workspace."""
     pointers = select(project.pointers(), project, paths)
-    return StatusReport(tuple(data_status(project, ptr, progress) for ptr in pointers))
+    data = tuple(data_status(project, ptr, progress) for ptr in pointers)
+    stages: tuple[Verdict, ...] = ()
+    if not paths and project.path(PIPELINE_FILE).is_file():
+        from reprocli.operations.run import load, predict  # noqa: PLC0415 - pipelines only
+
+        _, graph = load(project)
+        stages = tuple(predict(project, graph, graph.order()))
+    return StatusReport(data, stages)
 
 
 def data_status(project: Project, ptr: Pointer, progress: Progress = SILENT) -> DataStatus:
@@ -162,7 +173,7 @@ def remote_status(
     target = project.open_remote(remote, jobs=jobs)
     store = project.store
     needs: dict[RepoPath, set[ObjectId]] = {}
-    for ptr in select(project.pointers(), project, paths):
+    for ptr in select(project.tracked(), project, paths):
         oids = {ptr.oid}
         if ptr.is_dir and store.has(ptr.oid):
             entries = manifest.decode(

@@ -1,0 +1,303 @@
+"""`repro run`: rebuild the stages of repro.yaml whose command, deps, params or outs changed.
+
+Each stage is judged after the stages it needs have finished, so an upstream stage that
+reproduces identical outputs does not make its downstream run. Outputs are removed before a
+stage runs (never mistaken for new ones) — after their bytes are safe in the cache — then
+hashed into the cache, git-ignored and locked. The run-cache restores the outputs of a stage
+whose exact inputs were seen before, instead of running it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from reprocli.core import gitignore, workspace
+from reprocli.core.links import Linker
+from reprocli.core.paths import RepoPath
+from reprocli.core.pointer import Pointer
+from reprocli.core.progress import SILENT
+from reprocli.core.workspace import Snapshot
+from reprocli.errors import StageFailedError, UsageError
+from reprocli.operations import checkout as checkoutmod
+from reprocli.pipeline.executor import Shell, Task, execute
+from reprocli.pipeline.graph import Graph
+from reprocli.pipeline.lockfile import Artifact, LockEntry
+from reprocli.pipeline.plan import ParamReader, Verdict, judge
+from reprocli.pipeline.runcache import RunCache, key
+from reprocli.pipeline.spec import Pipeline, Stage
+from reprocli.project import LOCK_FILE, PIPELINE_FILE, Project
+
+Action = Literal["ran", "restored", "up_to_date", "failed", "not_started", "would_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """What `repro run` did with one stage, and why."""
+
+    name: str
+    action: Action
+    reasons: tuple[str, ...] = ()
+    exit_code: int | None = None
+
+
+def load(project: Project) -> tuple[Pipeline, Graph]:
+    """repro.yaml, parsed and checked (clashing outputs, cycles, missing deps)."""
+    pipeline = project.pipeline()
+    if pipeline is None:
+        raise UsageError(
+            f"no {PIPELINE_FILE} in {project.root}", hint="declare stages in repro.yaml"
+        )
+    return pipeline, Graph(pipeline, exists=lambda p: os.path.lexists(project.path(p)))
+
+
+def looker(project: Project) -> Callable[[RepoPath], Snapshot | None]:
+    """The current object view of workspace paths (hashing only what the stat cache lacks)."""
+
+    def look(path: RepoPath) -> Snapshot | None:
+        if not os.path.lexists(project.path(path)):
+            return None
+        return project.snapshot(path)
+
+    return look
+
+
+def predict(
+    project: Project, graph: Graph, order: list[str], *, force: bool = False
+) -> list[Verdict]:
+    """Which stages would run and why, without running anything (`--dry`, `status`)."""
+    lock = project.lock_entries()
+    reader = ParamReader(project.root)
+    look = looker(project)
+    stale: set[str] = set()
+    verdicts = []
+    for name in order:
+        stage = graph.stages[name]
+        upstream = tuple(u for u in graph.upstream(name) if u in stale)
+        verdict = judge(stage, lock.get(name), look, reader.values(stage), upstream=upstream)
+        if force and not verdict.stale:
+            verdict = Verdict(name, ("forced",))
+        if verdict.stale:
+            stale.add(name)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def run(
+    project: Project,
+    targets: Sequence[str] = (),
+    *,
+    force: bool = False,
+    dry: bool = False,
+    downstream: bool = False,
+    run_cache: bool = True,
+    jobs: int = 1,
+    write: Callable[[str], None] | None = None,
+) -> list[StageResult]:
+    """Bring the target stages (default: all) up to date; raise StageFailedError on failure."""
+    _, graph = load(project)
+    order = graph.order(targets, downstream=downstream)
+    if dry:
+        return [
+            StageResult(v.stage, "would_run" if v.stale else "up_to_date", v.reasons)
+            for v in predict(project, graph, order, force=force)
+        ]
+    with project.locked():
+        return _run(project, graph, order, force=force, run_cache=run_cache, jobs=jobs, write=write)
+
+
+def _run(
+    project: Project,
+    graph: Graph,
+    order: list[str],
+    *,
+    force: bool,
+    run_cache: bool,
+    jobs: int,
+    write: Callable[[str], None] | None,
+) -> list[StageResult]:
+    lock = project.lock_entries()
+    reader = ParamReader(project.root)
+    look = looker(project)
+    cache = RunCache(project.cache_root)
+    shell = Shell(prefix=jobs > 1, write=write)
+    results: dict[str, StageResult] = {}
+    inputs: dict[str, tuple[dict[str, dict[str, Any]], tuple[str, ...]]] = {}
+    touched: set[str] = set()
+
+    def start(name: str) -> Task | None:
+        stage = graph.stages[name]
+        params = reader.values(stage)
+        verdict = judge(stage, lock.get(name), look, params)
+        if not verdict.stale and not force:
+            results[name] = StageResult(name, "up_to_date")
+            return None
+        reasons = verdict.reasons or ("forced",)
+        if run_cache and not force and _restore(project, stage, params, lock, cache, touched):
+            results[name] = StageResult(name, "restored", reasons)
+            return None
+        _clear_outputs(project, stage)
+        inputs[name] = (params, reasons)
+        cwd = project.path(stage.wdir) if stage.wdir else project.root
+        env = {**os.environ, "REPRO_STAGE": name}
+        return lambda: shell.run(name, stage.cmd, cwd, env)
+
+    def finish(name: str, code: int) -> None:
+        params, reasons = inputs[name]
+        if code != 0:
+            results[name] = StageResult(name, "failed", reasons, code)
+            return
+        stage = graph.stages[name]
+        entry = record(project, stage, params, touched)
+        lock[name] = entry
+        project.write_lock(lock)
+        cache.save(key(stage, entry), entry.outs)
+        results[name] = StageResult(name, "ran", reasons, 0)
+
+    try:
+        outcome = execute(
+            order,
+            {n: set(graph.upstream(n)) for n in order},
+            start,
+            finish,
+            jobs=jobs,
+            shell=shell,
+        )
+    finally:
+        stage_files(
+            project,
+            touched,
+            wrote_lock=any(r.action in ("ran", "restored") for r in results.values()),
+        )
+    for name in outcome.not_started:
+        results[name] = StageResult(name, "not_started", ("an upstream stage failed",))
+    ordered = [results[n] for n in order if n in results]
+    if outcome.failed:
+        name, code = next(iter(outcome.failed.items()))
+        stopped = [r.name for r in ordered if r.action == "not_started"]
+        raise StageFailedError(
+            f"stage {name!r} failed with exit code {code}"
+            + (f"; not started: {', '.join(stopped)}" if stopped else ""),
+            hint="fix it and run `repro run` again: finished stages are kept",
+        )
+    return ordered
+
+
+def record(
+    project: Project, stage: Stage, params: dict[str, dict[str, Any]], touched: set[str]
+) -> LockEntry:
+    """Hash a finished stage's deps and outputs (outputs into the cache) into its lock entry."""
+    deps = tuple(_artifact(d, project.snapshot(d)) for d in stage.deps)
+    missing = [o.path for o in stage.outs if not os.path.lexists(project.path(o.path))]
+    if missing:
+        raise StageFailedError(f"stage {stage.name!r} did not create its output {missing[0]}")
+    store = project.store
+    snaps: list[tuple[Any, Snapshot]] = []
+    with store.batch() as batch:
+        for out in stage.outs:
+            snaps.append(
+                (out, project.snapshot(out.path, workspace.storing(batch), known=batch.knows))
+            )
+    for _, snap in snaps:
+        if snap.manifest is not None:
+            store.put_bytes(snap.manifest, suffix=".dir")
+    for out, _ in snaps:
+        _hand_to_git(project, out.path, out.cache, touched)
+    outs = tuple(
+        Artifact(out.path, snap.oid, snap.size, snap.nfiles, out.cache) for out, snap in snaps
+    )
+    return LockEntry(stage.command_text, deps, params, outs)
+
+
+def _artifact(path: RepoPath, snap: Snapshot | None) -> Artifact:
+    if snap is None:
+        raise StageFailedError(f"dependency {path} disappeared while the pipeline ran")
+    return Artifact(path, snap.oid, snap.size, snap.nfiles)
+
+
+def _restore(
+    project: Project,
+    stage: Stage,
+    params: dict[str, dict[str, Any]],
+    lock: dict[str, LockEntry],
+    cache: RunCache,
+    touched: set[str],
+) -> bool:
+    """Restore the outputs of an identical earlier run from the cache; False when none."""
+    deps = []
+    for dep in stage.deps:
+        snap = project.snapshot(dep) if os.path.lexists(project.path(dep)) else None
+        if snap is None:
+            return False
+        deps.append(_artifact(dep, snap))
+    probe = LockEntry(stage.command_text, tuple(deps), params)
+    outs = cache.load(key(stage, probe))
+    store = project.store
+    if outs is None or {o.path for o in outs} != {o.path for o in stage.outs}:
+        return False
+    for out in outs:
+        if not store.has(out.oid):
+            return False
+    _clear_outputs(project, stage)
+    linker = Linker(store, project.config.link_types, project.tmp_dir)
+    for out in outs:
+        ptr = Pointer(
+            out.path, out.oid, out.size, out.nfiles, origin=f"run-cache: stage {stage.name!r}"
+        )
+        try:
+            item = checkoutmod.plan(project, ptr, force=True)
+        except Exception:
+            return False
+        checkoutmod.apply(project, item, linker, SILENT)
+        _hand_to_git(project, out.path, out.cache, touched)
+    lock[stage.name] = LockEntry(stage.command_text, tuple(deps), params, outs)
+    project.write_lock(lock)
+    return True
+
+
+def _hand_to_git(project: Project, path: RepoPath, cached: bool, touched: set[str]) -> None:
+    """A cached output is git-ignored; an uncached one (metrics) is Git's to track."""
+    if project.git is None:
+        return
+    if not cached:
+        touched.add(path)
+        return
+    folder, _, name = path.rpartition("/")
+    gitignore.ensure_ignored(
+        project.path(folder) if folder else project.root, name, tmp_dir=project.tmp_dir
+    )
+    touched.add(f"{folder}/.gitignore" if folder else ".gitignore")
+
+
+def _clear_outputs(project: Project, stage: Stage) -> None:
+    """Remove a stage's outputs before it runs, once their current bytes are in the cache."""
+    present = [o for o in stage.outs if os.path.lexists(project.path(o.path))]
+    if present:
+        store = project.store
+        with store.batch() as batch:
+            snaps = [
+                project.snapshot(o.path, workspace.storing(batch), known=batch.knows)
+                for o in present
+            ]
+        for snap in snaps:
+            if snap.manifest is not None:
+                store.put_bytes(snap.manifest, suffix=".dir")
+    for out in stage.outs:
+        path = project.path(out.path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            path.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def stage_files(project: Project, touched: set[str], *, wrote_lock: bool) -> None:
+    if project.git is None or not project.config.autostage:
+        return
+    files = sorted(touched | ({LOCK_FILE} if wrote_lock else set()))
+    existing = [f for f in files if project.path(f).exists()]
+    if existing:
+        project.git.add(existing)

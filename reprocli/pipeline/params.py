@@ -1,0 +1,63 @@
+"""Parameter values a stage reads: dotted keys in YAML, JSON or TOML files."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from reprocli.core import yamlio
+from reprocli.errors import InvalidFileError
+
+MISSING = object()
+
+
+def read(path: Path, name: str) -> dict[str, Any]:
+    """The whole parameters file as a mapping (YAML, JSON or TOML by extension)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidFileError(f"{name}: parameters file does not exist") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidFileError(f"{name}: not valid JSON ({exc})") from None
+    elif suffix == ".toml":
+        try:
+            value = tomllib.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidFileError(f"{name}: not valid TOML ({exc})") from None
+    else:
+        value = yamlio.load(data, where=name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidFileError(f"{name}: a parameters file is a mapping")
+    return value
+
+
+def lookup(values: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key (`train.lr`), or MISSING."""
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys: {"train": {"lr": 0.1}} → {"train.lr": 0.1}."""
+    if not isinstance(values, dict):
+        return {prefix: values} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat

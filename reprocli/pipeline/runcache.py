@@ -1,0 +1,88 @@
+"""The run-cache: (command, dependency oids, parameter values) → output oids.
+
+A stage whose exact inputs were seen before gets its outputs back from the object cache
+instead of running again. Records live beside the objects, in `<cache>/runs/ab/cdef…`, each
+named by the xxh3-128 of its canonical key and written atomically (docs/formats.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from reprocli.core import atomic
+from reprocli.core.hashing import is_oid, oid_of_bytes
+from reprocli.errors import InvalidFileError
+from reprocli.pipeline.lockfile import Artifact, LockEntry, artifact_dict, parse_artifact
+from reprocli.pipeline.spec import Stage
+
+VERSION = 1
+
+
+def key(stage: Stage, entry: LockEntry) -> str:
+    """The run-cache key of a run: what it executed and read, and where it wrote."""
+    canonical = json.dumps(
+        {
+            "cmd": entry.cmd,
+            "wdir": stage.wdir or "",
+            "deps": sorted([d.path, d.oid] for d in entry.deps),
+            "params": entry.params,
+            "outs": sorted([o.path, o.cache] for o in stage.outs),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return oid_of_bytes(canonical.encode())
+
+
+class RunCache:
+    """Run records under `<cache>/runs/`."""
+
+    def __init__(self, cache_root: Path) -> None:
+        self.root = cache_root / "runs"
+        self.tmp = cache_root / "tmp"
+
+    def path_of(self, run_key: str) -> Path:
+        """Where the record for `run_key` lives."""
+        return self.root / run_key[:2] / run_key[2:]
+
+    def save(self, run_key: str, outs: tuple[Artifact, ...]) -> None:
+        """Record the outputs of a successful run (after they are in the object cache)."""
+        body = {"version": VERSION, "outs": [artifact_dict(o, with_cache=True) for o in outs]}
+        path = self.path_of(run_key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        atomic.write_bytes(path, data, tmp_dir=self.tmp)
+
+    def load(self, run_key: str) -> tuple[Artifact, ...] | None:
+        """The outputs recorded for `run_key`, or None (a damaged record counts as none)."""
+        try:
+            raw: Any = json.loads(self.path_of(run_key).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(raw, dict) or raw.get("version") != VERSION:
+            return None
+        try:
+            return tuple(
+                parse_artifact(item, "run-cache", "outs") for item in raw.get("outs") or []
+            )
+        except InvalidFileError:
+            return None
+
+    def keys(self) -> list[str]:
+        """Every run key present."""
+        found = []
+        try:
+            prefixes = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        for prefix in prefixes:
+            for name in os.listdir(self.root / prefix):
+                if is_oid(prefix + name):
+                    found.append(prefix + name)
+        return found
