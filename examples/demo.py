@@ -61,38 +61,56 @@ def main() -> None:
     git("init", "-q", "-b", "main", cwd=project)
     repro("init", cwd=project)
 
-    step("track the raw data and a model")
-    models = project / "models"
-    models.mkdir()
-    (models / "model.pkl").write_bytes(b"weights v1\n" * 1000)
-    repro("add", "data/raw", "models/model.pkl", cwd=project)
+    step("track the raw data")
+    repro("add", "data/raw", cwd=project)
     sh("cat", "data/raw.repro", cwd=project)
     git("add", "-A", cwd=project)
-    git("commit", "-q", "-m", "data v1", cwd=project)
+    git("commit", "-q", "-m", "raw data", cwd=project)
     repro("status", cwd=project)
 
-    step("edit the data: status says what changed, --check fails")
+    step("the pipeline: prepare → featurize → train → evaluate")
+    repro("dag", cwd=project)
+    repro("run", cwd=project)
+    sh("cat", "metrics.json", cwd=project)
+    git("commit", "-q", "-m", "pipeline v1", cwd=project)
+    git("tag", "v1", cwd=project)
+    repro("run", cwd=project)
+
+    step("change a parameter: only the stages it affects run")
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("lr: 0.1", "lr: 0.3"))
+    repro("status", cwd=project)
+    repro("run", "--dry", cwd=project)
+    repro("run", cwd=project)
+    sh("cat", "metrics.json", cwd=project)
+    git("commit", "-q", "-a", "-m", "train.lr = 0.3", cwd=project)
+
+    step("revert it: the outputs come back from the run-cache, nothing executes")
+    params.write_text(params.read_text().replace("lr: 0.3", "lr: 0.1"))
+    repro("run", cwd=project)
+    git("commit", "-q", "-a", "-m", "back to train.lr = 0.1", cwd=project)
+
+    step("edit the raw data: status says what changed, --check fails")
     with open(project / "data/raw/2024-h2.csv", "a") as handle:
         handle.write("2024-12-31,1.0,90.0,10.0,1\n")
     (project / "data/raw/notes.txt").write_text("collected by hand\n")
     repro("status", cwd=project)
     repro("status", "--check", cwd=project, expect=1)
-
-    step("record the new version and commit it")
-    repro("commit", cwd=project)
-    git("commit", "-q", "-m", "data v2", cwd=project)
+    repro("commit", "data/raw", cwd=project)
+    repro("run", cwd=project)
+    git("commit", "-q", "-a", "-m", "data v2", cwd=project)
     repro("status", "--check", cwd=project)
 
-    step("lose the data, get it back from the cache (exec bits too)")
+    step("lose the data and the model, get them back from the cache (exec bits too)")
     shutil.rmtree(project / "data/raw")
-    (project / "models/model.pkl").unlink()
+    (project / "models/model.json").unlink()
     repro("status", cwd=project, expect=0)
     repro("checkout", cwd=project)
     sh("ls", "-l", "data/raw", cwd=project)
     repro("status", "--check", cwd=project)
 
     step("an uncommitted edit is never overwritten without --force")
-    (project / "models/model.pkl").write_bytes(b"half-trained weights\n")
+    (project / "models/model.json").write_text("{}\n")
     repro("checkout", cwd=project, expect=2)
     repro("checkout", "--force", cwd=project)
 
@@ -101,7 +119,7 @@ def main() -> None:
     repro("remote", "add", "-d", "storage", str(storage), cwd=project)
     git("commit", "-q", "-m", "add a remote", cwd=project)
     repro("status", "--remote", "--check", cwd=project, expect=1)
-    repro("push", cwd=project)
+    repro("push", "--all-tags", cwd=project)
     repro("push", cwd=project)
     repro("status", "--remote", "--check", cwd=project)
 
@@ -111,12 +129,12 @@ def main() -> None:
     repro("status", cwd=clone)
     repro("pull", cwd=clone)
     repro("status", "--check", cwd=clone)
-    same = (clone / "data/raw/2024-h2.csv").read_bytes() == (
-        project / "data/raw/2024-h2.csv"
-    ).read_bytes()
-    print(f"  identical bytes in the clone: {same}")
-    if not same:
-        sys.exit("demo failed: the clone's data differs")
+    for rel in ("data/raw/2024-h2.csv", "models/model.json", "metrics.json"):
+        same = (clone / rel).read_bytes() == (project / rel).read_bytes()
+        print(f"  {rel} identical in the clone: {same}")
+        if not same:
+            sys.exit(f"demo failed: {rel} differs in the clone")
+    repro("run", cwd=clone)
 
     print(f"\ndemo finished: every step behaved as expected ({project})")
 

@@ -28,7 +28,7 @@ from reprocli.pipeline.graph import Graph
 from reprocli.pipeline.lockfile import Artifact, LockEntry
 from reprocli.pipeline.plan import ParamReader, Verdict, judge
 from reprocli.pipeline.runcache import RunCache, key
-from reprocli.pipeline.spec import Pipeline, Stage
+from reprocli.pipeline.spec import Pipeline, Stage, is_inside
 from reprocli.project import LOCK_FILE, PIPELINE_FILE, Project
 
 Action = Literal["ran", "restored", "up_to_date", "failed", "not_started", "would_run"]
@@ -51,7 +51,13 @@ def load(project: Project) -> tuple[Pipeline, Graph]:
         raise UsageError(
             f"no {PIPELINE_FILE} in {project.root}", hint="declare stages in repro.yaml"
         )
-    return pipeline, Graph(pipeline, exists=lambda p: os.path.lexists(project.path(p)))
+    tracked = [p.data for p in project.pointers()]
+
+    def exists(path: str) -> bool:
+        # Tracked data counts even when it is not checked out (a fresh clone before `pull`).
+        return os.path.lexists(project.path(path)) or any(is_inside(path, t) for t in tracked)
+
+    return pipeline, Graph(pipeline, exists=exists)
 
 
 def looker(project: Project) -> Callable[[RepoPath], Snapshot | None]:

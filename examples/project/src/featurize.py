@@ -15,7 +15,10 @@ for column in COLUMNS:
 
 def features(rows):
     return [
-        {**{c: f"{(float(r[c]) - stats[c][0]) / stats[c][1]:.6f}" for c in COLUMNS}, "rain": r["rain"]}
+        {
+            **{c: f"{(float(r[c]) - stats[c][0]) / stats[c][1]:.6f}" for c in COLUMNS},
+            "rain": r["rain"],
+        }
         for r in rows
     ]
 

@@ -22,5 +22,7 @@ for _ in range(p["epochs"]):
     weights = [w - p["lr"] * g / len(x) for w, g in zip(weights, grad_w)]
     bias -= p["lr"] * grad_b / len(x)
 Path("models").mkdir(exist_ok=True)
-Path("models/model.json").write_text(json.dumps({"columns": columns, "weights": weights, "bias": bias}, indent=2) + "\n")
+Path("models/model.json").write_text(
+    json.dumps({"columns": columns, "weights": weights, "bias": bias}, indent=2) + "\n"
+)
 print(f"trained on {len(x)} rows: lr={p['lr']}, epochs={p['epochs']}")
