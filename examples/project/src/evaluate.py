@@ -10,7 +10,9 @@ model = json.loads(Path("models/model.json").read_text())
 rows = read_rows("data/features/test.csv")
 correct, loss = 0, 0.0
 for row in rows:
-    z = model["bias"] + sum(w * float(row[c]) for w, c in zip(model["weights"], model["columns"]))
+    z = model["bias"] + sum(
+        w * float(row[c]) for w, c in zip(model["weights"], model["columns"], strict=True)
+    )
     prob = min(max(1 / (1 + math.exp(-z)), 1e-9), 1 - 1e-9)
     label = int(row["rain"])
     correct += (prob >= 0.5) == bool(label)

@@ -14,12 +14,12 @@ y = [int(r["rain"]) for r in rows]
 weights, bias = [0.0] * len(columns), 0.0
 for _ in range(p["epochs"]):
     grad_w, grad_b = [0.0] * len(columns), 0.0
-    for features, label in zip(x, y):
-        z = bias + sum(w * v for w, v in zip(weights, features))
+    for features, label in zip(x, y, strict=True):
+        z = bias + sum(w * v for w, v in zip(weights, features, strict=True))
         error = 1 / (1 + math.exp(-z)) - label
-        grad_w = [g + error * v for g, v in zip(grad_w, features)]
+        grad_w = [g + error * v for g, v in zip(grad_w, features, strict=True)]
         grad_b += error
-    weights = [w - p["lr"] * g / len(x) for w, g in zip(weights, grad_w)]
+    weights = [w - p["lr"] * g / len(x) for w, g in zip(weights, grad_w, strict=True)]
     bias -= p["lr"] * grad_b / len(x)
 Path("models").mkdir(exist_ok=True)
 Path("models/model.json").write_text(
