@@ -40,10 +40,13 @@ class Linker:
         self.tmp_dir = tmp_dir
         self.used: set[LinkType] = set()
         self.umask = _current_umask()
+        self._tmp = f"{tmp_dir}{os.sep}"
+        self._tmp_device = os.stat(tmp_dir).st_dev
+        self._same_device: dict[str, bool] = {}
 
-    def place(self, oid: ObjectId, dest: Path, *, executable: bool) -> None:
+    def place(self, oid: ObjectId, dest: Path | str, *, executable: bool) -> None:
         """Put object `oid` at `dest` (replacing whatever is there) with the given exec bit."""
-        source = self.store.path_of(oid)
+        source = self.store.os_path(oid)
         mode = (0o777 if executable else 0o666) & ~self.umask
         for kind in list(self.types):
             if executable and kind in ("hardlink", "symlink"):
@@ -61,7 +64,7 @@ class Linker:
                 ) from None
             except FileNotFoundError as exc:
                 _discard(tmp)
-                if not source.exists():
+                if not os.path.exists(source):
                     raise
                 raise atomic.storage_error(exc, "cannot write", dest) from exc
             except OSError as exc:
@@ -80,19 +83,23 @@ class Linker:
             return
         raise StorageError(f"cannot check out {dest}: no configured link type works here")
 
-    def _temp_for(self, dest: Path) -> Path:
+    def _temp_for(self, dest: Path | str) -> str:
         # The temp must be on the destination's filesystem for the rename to be atomic.
-        if self.tmp_dir.stat().st_dev == _device_of(dest.parent):
-            return self.tmp_dir / atomic.temp_name()
-        return dest.parent / atomic.temp_name()
+        folder = os.path.dirname(dest)
+        same = self._same_device.get(folder)
+        if same is None:
+            same = self._same_device[folder] = os.stat(folder).st_dev == self._tmp_device
+        if same:
+            return self._tmp + atomic.temp_name()
+        return os.path.join(folder, atomic.temp_name())
 
-    def _try(self, kind: LinkType, source: Path, tmp: Path, oid: ObjectId, mode: int) -> bool:
+    def _try(self, kind: LinkType, source: str, tmp: str, oid: ObjectId, mode: int) -> bool:
         if kind == "copy":
             _copy_verified(source, tmp, oid, mode)
             return True
         if kind == "reflink":
             return _reflink(source, tmp, mode)
-        size = source.stat().st_size
+        size = os.stat(source).st_size
         if kind == "hardlink":
             if size == 0:  # never hardlink empty files: one inode shared by every empty file
                 _copy_verified(source, tmp, oid, mode)
@@ -107,12 +114,8 @@ class Linker:
                     return False
                 raise
             return True
-        os.symlink(source.absolute(), tmp)
+        os.symlink(os.path.abspath(source), tmp)
         return True
-
-
-def _device_of(folder: Path) -> int:
-    return folder.stat().st_dev
 
 
 def _current_umask() -> int:
@@ -121,12 +124,12 @@ def _current_umask() -> int:
     return mask
 
 
-def _discard(tmp: Path) -> None:
+def _discard(tmp: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
 
 
-def _copy_verified(source: Path, tmp: Path, oid: ObjectId, mode: int) -> None:
+def _copy_verified(source: str, tmp: str, oid: ObjectId, mode: int) -> None:
     src = os.open(source, os.O_RDONLY)
     try:
         dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -141,14 +144,14 @@ def _copy_verified(source: Path, tmp: Path, oid: ObjectId, mode: int) -> None:
                     view = view[os.write(dst, view) :]
             else:
                 copy_hashing(src, dst, chunk_size_for(size), expected=oid)
-            os.fchmod(dst, mode)
+            # os.open applied `mode` less the umask, which `mode` already excludes
         finally:
             os.close(dst)
     finally:
         os.close(src)
 
 
-def _reflink(source: Path, tmp: Path, mode: int) -> bool:
+def _reflink(source: str, tmp: str, mode: int) -> bool:
     src = os.open(source, os.O_RDONLY)
     try:
         dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)

@@ -95,6 +95,10 @@ class ObjectStore:
         """Where object `oid` lives (whether or not it is there)."""
         return self.objects / oid[:2] / oid[2:]
 
+    def os_path(self, oid: ObjectId) -> str:
+        """`path_of` as a plain string (cheaper in loops over many objects)."""
+        return f"{self._prefix}{oid[:2]}/{oid[2:]}"
+
     def has(self, oid: ObjectId) -> bool:
         """Whether object `oid` is present (not whether it is intact: see `verify`)."""
         return os.path.exists(f"{self._prefix}{oid[:2]}/{oid[2:]}")

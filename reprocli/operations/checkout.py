@@ -229,11 +229,12 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
     for name in sorted({n.rpartition("/")[0] for n in item.deletes if "/" in n}, reverse=True):
         _remove_empty(top, name)
     made: set[str] = set()
-    placed: list[tuple[str, Path, ObjectId]] = []
+    placed: list[tuple[str, str, ObjectId]] = []
     if ptr.is_dir:
         _ensure_dir(top, project.root)
+    base = str(top)
     for count, entry in enumerate(item.writes, 1):
-        dest = _join_path(top, entry.path)
+        dest = f"{base}/{entry.path}" if entry.path else base  # strings: 100k files, no pathlib
         folder = entry.path.rpartition("/")[0]
         if folder and folder not in made:
             _make_dirs(top, folder, made)
@@ -243,7 +244,7 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
             progress.advance(256)
     progress.advance(len(item.writes) % 256)
     for entry in item.chmods:
-        dest = _join_path(top, entry.path)
+        dest = f"{base}/{entry.path}" if entry.path else base
         st = os.lstat(dest)
         if statmod.S_ISLNK(st.st_mode) or st.st_nlink > 1:
             # Shared with the cache (or elsewhere): give it its own file, never chmod the cache.
@@ -252,9 +253,9 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
         else:
             os.chmod(dest, st.st_mode | 0o111 if entry.exec else st.st_mode & ~0o111)
     recorded_ns = time.time_ns()
+    stats = [(rel, os.lstat(dest), oid) for rel, dest, oid in placed]
     project.stat_cache.store(
-        [(rel, os.lstat(dest), oid) for rel, dest, oid in placed if not dest.is_symlink()],
-        recorded_ns,
+        [(rel, st, oid) for rel, st, oid in stats if not statmod.S_ISLNK(st.st_mode)], recorded_ns
     )
 
 
