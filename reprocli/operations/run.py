@@ -127,6 +127,8 @@ def _run(
 ) -> list[StageResult]:
     lock = project.lock_entries()
     reader = ParamReader(project.root)
+    for name in order:  # a missing parameter is refused before anything runs
+        reader.values(graph.stages[name])
     look = looker(project)
     cache = RunCache(project.cache_root)
     shell = Shell(prefix=jobs > 1, write=write)

@@ -62,8 +62,9 @@ class Shell:
             self._running.add(process)
         try:
             if process.stdout is not None:
-                for raw in process.stdout:
-                    self.write(f"[{name}] {raw.decode('utf-8', 'replace').rstrip()}\n")
+                with process.stdout:
+                    for raw in process.stdout:
+                        self.write(f"[{name}] {raw.decode('utf-8', 'replace').rstrip()}\n")
             return process.wait()
         finally:
             with self._lock:

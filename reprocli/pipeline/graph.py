@@ -42,21 +42,26 @@ class Graph:
                         self.dag.add_edge(producer, stage.name)
                 if not found and not exists(dep):
                     raise InvalidFileError(
-                        f"{FILE}:{stage.line}: stage {stage.name!r}: deps: {dep!r} does not exist "
-                        "and no stage produces it"
+                        f"{FILE}:{stage.dep_line(dep)}: stage {stage.name!r}: deps: {dep!r} does "
+                        "not exist and no stage produces it"
                     )
                 if stage.name in found:
                     raise InvalidFileError(
-                        f"{FILE}:{stage.line}: stage {stage.name!r}: {dep!r} is both a dependency and an output"
+                        f"{FILE}:{stage.dep_line(dep)}: stage {stage.name!r}: deps: {dep!r} is "
+                        "also an output of this stage"
                     )
         try:
             cycle = nx.find_cycle(self.dag)
         except nx.NetworkXNoCycle:
             return
         names = [edge[0] for edge in cycle]
-        first = self.stages[names[0]]
+        producer, consumer = cycle[-1][0], cycle[-1][1]
+        closing = self.stages[consumer]
+        outs = [o.path for o in self.stages[producer].outs]
+        dep = next(d for d in closing.deps if any(is_inside(d, o) or is_inside(o, d) for o in outs))
         raise InvalidFileError(
-            f"{FILE}:{first.line}: the stages form a cycle: {' → '.join([*names, names[0]])}"
+            f"{FILE}:{closing.dep_line(dep)}: stage {consumer!r}: deps: {dep!r} closes a cycle: "
+            f"{' → '.join([*names, names[0]])}"
         )
 
     def _producers(self) -> list[tuple[str, str]]:
@@ -65,16 +70,16 @@ class Graph:
         for stage in self.stages.values():
             for out in stage.outs:
                 for other_path, other in claimed:
+                    field = "metrics" if out.metric else "outs"
+                    where = f"{FILE}:{out.line or stage.line}: stage {stage.name!r}: {field}:"
                     if out.path == other_path:
                         raise InvalidFileError(
-                            f"{FILE}:{stage.line}: stage {stage.name!r}: output {out.path!r} "
-                            f"is already an output of stage {other!r}"
+                            f"{where} {out.path!r} is already an output of stage {other!r}"
                         )
                     if is_inside(out.path, other_path) or is_inside(other_path, out.path):
                         inner, outer = sorted((out.path, other_path), key=len, reverse=True)
                         raise InvalidFileError(
-                            f"{FILE}:{stage.line}: stage {stage.name!r}: output {inner!r} "
-                            f"is inside output {outer!r}"
+                            f"{where} {inner!r} is inside output {outer!r}"
                             + (f" of stage {other!r}" if other != stage.name else "")
                         )
                 claimed.append((out.path, stage.name))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class Out:
     path: RepoPath
     cache: bool = True
     metric: bool = False
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,14 @@ class Stage:
     params: tuple[ParamRef, ...]
     outs: tuple[Out, ...]
     line: int
+    dep_lines: tuple[int, ...] = field(default=(), compare=False)
+
+    def dep_line(self, dep: str) -> int:
+        """The line of repro.yaml declaring dependency `dep` (the stage's line if unknown)."""
+        for path, line in zip(self.deps, self.dep_lines, strict=False):
+            if path == dep:
+                return line
+        return self.line
 
     @property
     def cached_outs(self) -> tuple[Out, ...]:
@@ -153,14 +162,16 @@ def _stage(name: str, body: Any, where: _Where) -> Stage:
         for item, i in path_list("deps")
     )
     outs: list[Out] = []
-    for field in ("outs", "metrics"):
-        for item, i in path_list(field):
-            text, cache = _out(item, field, where, (*at, field, i), name)
-            path = _resolve(wdir, text, where, (*at, field, i), name, field)
-            outs.append(Out(path, cache=cache, metric=field == "metrics"))
+    for kind in ("outs", "metrics"):
+        for item, i in path_list(kind):
+            text, cache = _out(item, kind, where, (*at, kind, i), name)
+            path = _resolve(wdir, text, where, (*at, kind, i), name, kind)
+            line = yamlio.line_of(where.node, *at, kind, i)
+            outs.append(Out(path, cache=cache, metric=kind == "metrics", line=line))
     params = _params(body.get("params"), where, at, name)
+    dep_lines = tuple(yamlio.line_of(where.node, *at, "deps", i) for _, i in path_list("deps"))
     line = yamlio.line_of(where.node, *at)
-    return Stage(name, commands, wdir, deps, params, tuple(outs), line)
+    return Stage(name, commands, wdir, deps, params, tuple(outs), line, dep_lines)
 
 
 def _plain(item: Any, where: _Where, keys: tuple[str | int, ...], stage: str, field: str) -> str:
