@@ -55,11 +55,13 @@ def run(
     json: Json = False,
 ) -> None:
     """Rebuild the pipeline: run each stage whose command, deps, params or outs changed."""
-    from reprocli.errors import StageFailedError
+    from reprocli.errors import StageFailedError, UsageError
     from reprocli.operations.run import run as run_pipeline
     from reprocli.project import Project
 
     opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    if check and not dry:
+        raise UsageError("--check needs --dry", hint="repro run --dry --check")
     failure: StageFailedError | None = None
     try:
         results = run_pipeline(
@@ -70,6 +72,7 @@ def run(
             downstream=downstream,
             run_cache=not no_run_cache,
             jobs=jobs,
+            output_to_stderr=opts.json,
         )
     except StageFailedError as exc:
         failure = exc

@@ -22,12 +22,26 @@ def commit(
     A path named explicitly must be tracked and present; unchanged data costs only a stat.
     """
     pipeline = project.pipeline() if project.path("repro.yaml").is_file() else None
-    stages = [str(p) for p in paths if pipeline is not None and str(p) in pipeline.stages]
-    others = [p for p in paths if str(p) not in stages]
+    stages: list[str] = []
+    others: list[str | Path] = []
+    producers = (
+        {}
+        if pipeline is None
+        else {o.path: s.name for s in pipeline.stages.values() for o in s.outs}
+    )
+    for arg in paths:
+        if pipeline is not None and str(arg) in pipeline.stages:
+            stages.append(str(arg))
+        elif project.target(arg) in producers:  # an output: record the stage that makes it
+            stages.append(producers[project.target(arg)])
+        else:
+            others.append(arg)
+    if not paths and pipeline is not None:
+        stages = hand_edited_stages(project)
     results: list[Recorded] = []
     if stages:
-        results += commit_stages(project, stages)
-        if not others:
+        results += commit_stages(project, list(dict.fromkeys(stages)))
+        if paths and not others:
             return results
     pointers = select(project.pointers(), project, others)
     present = [p.data for p in pointers if os.path.lexists(project.path(p.data))]
@@ -38,6 +52,18 @@ def commit(
         )
     with project.locked():
         return results + record(project, present, progress=progress)
+
+
+def hand_edited_stages(project: Project) -> list[str]:
+    """Stages whose only difference from repro.lock is outputs changed by hand."""
+    from reprocli.operations import run  # noqa: PLC0415 - pipelines only
+
+    _, graph = run.load(project)
+    return [
+        v.stage
+        for v in run.predict(project, graph, graph.order())
+        if v.stale and all(r.endswith(" was modified") for r in v.reasons)
+    ]
 
 
 def commit_stages(project: Project, names: Sequence[str]) -> list[Recorded]:

@@ -102,6 +102,7 @@ def run(
     run_cache: bool = True,
     jobs: int = 1,
     write: Callable[[str], None] | None = None,
+    output_to_stderr: bool = False,
 ) -> list[StageResult]:
     """Bring the target stages (default: all) up to date; raise StageFailedError on failure."""
     _, graph = load(project)
@@ -111,8 +112,9 @@ def run(
             StageResult(v.stage, "would_run" if v.stale else "up_to_date", v.reasons)
             for v in predict(project, graph, order, force=force)
         ]
+    shell = Shell(prefix=jobs > 1, write=write, to_stderr=output_to_stderr)
     with project.locked():
-        return _run(project, graph, order, force=force, run_cache=run_cache, jobs=jobs, write=write)
+        return _run(project, graph, order, force=force, run_cache=run_cache, jobs=jobs, shell=shell)
 
 
 def _run(
@@ -123,15 +125,19 @@ def _run(
     force: bool,
     run_cache: bool,
     jobs: int,
-    write: Callable[[str], None] | None,
+    shell: Shell,
 ) -> list[StageResult]:
     lock = project.lock_entries()
+    removed = [name for name in lock if name not in graph.stages]
+    for name in removed:  # stages deleted from repro.yaml leave the lock (and tracked data)
+        del lock[name]
+    if removed:
+        project.write_lock(lock)
     reader = ParamReader(project.root)
     for name in order:  # a missing parameter is refused before anything runs
         reader.values(graph.stages[name])
     look = looker(project)
     cache = RunCache(project.cache_root)
-    shell = Shell(prefix=jobs > 1, write=write)
     results: dict[str, StageResult] = {}
     inputs: dict[str, tuple[dict[str, dict[str, Any]], tuple[str, ...]]] = {}
     touched: set[str] = set()
@@ -178,7 +184,8 @@ def _run(
         stage_files(
             project,
             touched,
-            wrote_lock=any(r.action in ("ran", "restored") for r in results.values()),
+            wrote_lock=bool(removed)
+            or any(r.action in ("ran", "restored") for r in results.values()),
         )
     for name in outcome.not_started:
         results[name] = StageResult(name, "not_started", ("an upstream stage failed",))
@@ -198,7 +205,7 @@ def record(
     project: Project, stage: Stage, params: dict[str, dict[str, Any]], touched: set[str]
 ) -> LockEntry:
     """Hash a finished stage's deps and outputs (outputs into the cache) into its lock entry."""
-    deps = tuple(_artifact(d, project.snapshot(d)) for d in stage.deps)
+    deps = tuple(_artifact(d, project.snapshot(d)) for d in sorted(stage.deps))
     missing = [o.path for o in stage.outs if not os.path.lexists(project.path(o.path))]
     if missing:
         raise StageFailedError(f"stage {stage.name!r} did not create its output {missing[0]}")
@@ -215,7 +222,13 @@ def record(
     for out, _ in snaps:
         _hand_to_git(project, out.path, out.cache, touched)
     outs = tuple(
-        Artifact(out.path, snap.oid, snap.size, snap.nfiles, out.cache) for out, snap in snaps
+        sorted(
+            (
+                Artifact(out.path, snap.oid, snap.size, snap.nfiles, out.cache)
+                for out, snap in snaps
+            ),
+            key=lambda a: a.path,
+        )
     )
     return LockEntry(stage.command_text, deps, params, outs)
 

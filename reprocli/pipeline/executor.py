@@ -33,9 +33,12 @@ class Outcome:
 class Shell:
     """Runs stage commands in a shell; with `prefix`, each output line is tagged with the stage."""
 
-    def __init__(self, *, prefix: bool, write: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, *, prefix: bool, write: Callable[[str], None] | None = None, to_stderr: bool = False
+    ) -> None:
         self.prefix = prefix
-        self.write = write or _write_stdout
+        self.to_stderr = to_stderr  # keep stdout for one JSON document (`run --json`)
+        self.write = write or (_write_stderr if to_stderr else _write_stdout)
         self._running: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
@@ -48,13 +51,16 @@ class Shell:
         return 0
 
     def _one(self, name: str, command: str, cwd: Path, env: dict[str, str]) -> int:
-        capture = subprocess.PIPE if self.prefix else None
+        if self.prefix:
+            out: int | None = subprocess.PIPE
+        else:
+            out = sys.stderr.fileno() if self.to_stderr else None
         process = subprocess.Popen(
             command,
             shell=True,
             cwd=cwd,
             env=env,
-            stdout=capture,
+            stdout=out,
             stderr=subprocess.STDOUT if self.prefix else None,
             start_new_session=True,  # Ctrl-C reaches repro, which stops the whole group
         )
@@ -89,6 +95,11 @@ class Shell:
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def _write_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def execute(

@@ -4,8 +4,8 @@ An edge runs from the stage that produces a path to every stage that depends on 
 file inside it, when the output is a directory):
 
     prepare ──▶ featurize ──▶ train ──▶ evaluate
-       │                                   ▲
-       └───────────────────────────────────┘   (evaluate also reads prepare's test split)
+                    │                    ▲
+                    └────────────────────┘   (evaluate also reads the featurized test set)
 """
 
 from __future__ import annotations

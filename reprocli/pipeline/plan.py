@@ -80,6 +80,10 @@ def judge(
             reasons.append(f"{dep} is missing")
         elif now.oid != was.oid:
             reasons.append(f"{dep} changed")
+    for file, old_values in entry.params.items():
+        gone = sorted(set(old_values) - set(params.get(file, {})))
+        if gone:
+            reasons.append(f"param {gone[0]} no longer used")
     for file, values in params.items():
         old = entry.params.get(file, {})
         for key, value in values.items():
