@@ -7,10 +7,13 @@ Decoding validates every entry (invariant 5) before anything uses it.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
+import re
 from collections.abc import Sequence
 from json.encoder import encode_basestring as _encode_string
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from reprocli.core import paths
 from reprocli.core.hashing import FILE_OID_PATTERN, ObjectId
@@ -55,6 +58,46 @@ def decode(data: bytes, *, where: str) -> list[Entry]:
         raise InvalidFileError(f"{where}: not a valid manifest (nested too deeply)") from None
     if not isinstance(raw, list):
         raise InvalidFileError(f"{where}: a manifest is a JSON list of entries")
+    entries = _decode_valid(raw)
+    if entries is None:  # something is wrong: find and name the first defect
+        entries = _decode_checked(raw, where)
+    _refuse_files_as_folders(entries, where)
+    return entries
+
+
+_HEX = re.compile(r"[0-9a-f]*")
+
+
+def _decode_valid(raw: list[Any]) -> list[Entry] | None:
+    """The entries when every check passes (column-wise, in bulk), else None."""
+    if not raw:
+        return []
+    if set(map(type, raw)) != {dict} or set(map(len, raw)) != {4}:
+        return None
+    try:
+        names = [item["path"] for item in raw]
+        oids = [item["oid"] for item in raw]
+        sizes = [item["size"] for item in raw]
+        execs = [item["exec"] for item in raw]
+    except KeyError:
+        return None
+    if set(map(type, names)) != {str} or set(map(type, oids)) != {str}:
+        return None
+    if set(map(type, sizes)) != {int} or min(sizes) < 0 or not set(map(type, execs)) <= {bool}:
+        return None
+    joined = "".join(oids)
+    if len(joined) != 32 * len(oids) or _HEX.fullmatch(joined) is None:
+        return None
+    if not paths.all_safe(names) or not all(
+        map(operator.lt, names, itertools.islice(names, 1, None))
+    ):
+        return None
+    new = tuple.__new__  # Entry's own constructor runs Python code per entry: 2x slower
+    return [new(Entry, row) for row in zip(names, oids, sizes, execs, strict=True)]
+
+
+def _decode_checked(raw: list[Any], where: str) -> list[Entry]:
+    """Validate entry by entry, raising InvalidFileError at the first defect."""
     entries: list[Entry] = []
     previous = ""
     match_oid = FILE_OID_PATTERN.fullmatch
@@ -78,18 +121,27 @@ def decode(data: bytes, *, where: str) -> list[Entry]:
             raise InvalidFileError(f"{where}: entry {index}: exec must be true or false")
         previous = path
         entries.append(Entry(RepoPath(path), ObjectId(oid), size, is_exec))
-    _refuse_files_as_folders(entries, where)
     return entries
 
 
 def _refuse_files_as_folders(entries: list[Entry], where: str) -> None:
     """A path may not be both a file and the folder of another entry ("a" and "a/b")."""
     files = {e.path for e in entries}
-    for entry in entries:
-        path = entry.path
-        cut = path.rfind("/")
-        while cut > 0:
-            path = RepoPath(path[:cut])
-            if path in files:
-                raise InvalidFileError(f"{where}: {entry.path!r} is inside file {path!r}")
-            cut = path.rfind("/")
+    clash = files & _ancestors({p[: p.rfind("/")] for p in files if "/" in p})
+    if clash:
+        folder = min(clash)
+        inner = next(e.path for e in entries if e.path.startswith(folder + "/"))
+        raise InvalidFileError(f"{where}: {inner!r} is inside file {folder!r}")
+
+
+def _ancestors(folders: set[str]) -> set[str]:
+    """The folders and every folder above them."""
+    found = set(folders)
+    todo = list(folders)
+    while todo:
+        folder = todo.pop()
+        cut = folder.rfind("/")
+        if cut > 0 and folder[:cut] not in found:
+            found.add(folder[:cut])
+            todo.append(folder[:cut])
+    return found

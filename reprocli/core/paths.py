@@ -25,6 +25,26 @@ _BAD = re.compile(
 )
 
 
+# The same rules over many paths at once, for a large manifest: the paths are joined by NUL
+# (which no valid path contains) and searched with C-level substring scans.
+_BAD_CHARS = re.compile(r"[\x01-\x1f\x7f-\x9f\\\ud800-\udfff]")
+_BAD_PARTS = tuple(
+    f"{left}{middle}{right}"
+    for middle in ("", ".", "..", ".git")
+    for left in ("\x00", "/")
+    for right in ("\x00", "/")
+)
+
+
+def all_safe(texts: list[str]) -> bool:
+    """Whether every string is a safe relative path (what `problem` checks, in bulk)."""
+    joined = "\x00" + "\x00".join(texts) + "\x00"
+    if joined.count("\x00") != len(texts) + 1 or _BAD_CHARS.search(joined) is not None:
+        return False
+    lowered = joined.lower()
+    return not any(part in lowered for part in _BAD_PARTS)
+
+
 def problem(text: object) -> str | None:
     """Say what is wrong with `text` as a relative POSIX path, or None when it is safe."""
     if not isinstance(text, str):

@@ -125,14 +125,14 @@ def data_status(project: Project, ptr: Pointer, progress: Progress = SILENT) -> 
 
 def diff_entries(old: Sequence[Entry], new: Sequence[Entry]) -> tuple[Change, ...]:
     """Files added, modified (content or exec bit) or deleted between two manifests."""
-    before = {e.path: e for e in old}
-    after = {e.path: e for e in new}
+    before = {e.path: (e.oid, e.exec) for e in old}
+    after = {e.path: (e.oid, e.exec) for e in new}
     changes = [Change(p, "deleted") for p in before.keys() - after.keys()]
     changes += [Change(p, "added") for p in after.keys() - before.keys()]
     changes += [
         Change(p, "modified")
-        for p in before.keys() & after.keys()
-        if (before[p].oid, before[p].exec) != (after[p].oid, after[p].exec)
+        for p, now in after.items()
+        if (was := before.get(p)) is not None and was != now
     ]
     return tuple(sorted(changes, key=lambda c: c.path))
 
