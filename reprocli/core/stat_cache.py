@@ -4,40 +4,28 @@ It lets status and add skip re-hashing unchanged files. Git's "racy" rule applie
 whose timestamps fall within RACY_WINDOW_NS of the moment its entry was recorded could
 still change without its stat changing, so such entries are never stored (it is hashed
 again next time). The cache is only an accelerator: losing it costs time, never data.
+
+One record per tracked path, stored column-wise (a JSON document in one SQLite row): a
+100,000-file directory loads in one read, and when every file still matches, the record's
+manifest id is reused without encoding the manifest again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprocli.core.hashing import ObjectId
 
 # Kernel file timestamps come from a coarse clock (one tick, at most 10 ms); filesystems
 # that store whole seconds (FAT, some network mounts) need a two-second window.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RACY_WINDOW_NS = 20_000_000
 COARSE_WINDOW_NS = 2_000_000_000
-
-Row = tuple[str, int, int, int, int, int, ObjectId]
-"""path, ino, size, mtime_ns, ctime_ns, mode, oid"""
-
-
-def lookup(row: Row | None, st: os.stat_result) -> ObjectId | None:
-    """The cached oid when `row` matches `st` exactly, else None."""
-    if (
-        row is not None
-        and row[3] == st.st_mtime_ns
-        and row[2] == st.st_size
-        and row[1] == st.st_ino
-        and row[4] == st.st_ctime_ns
-        and row[5] == st.st_mode
-    ):
-        return row[6]
-    return None
 
 
 def is_racy(st: os.stat_result, recorded_ns: int) -> bool:
@@ -47,8 +35,94 @@ def is_racy(st: os.stat_result, recorded_ns: int) -> bool:
     return newest >= recorded_ns - window
 
 
+@dataclass(slots=True)
+class Record:
+    """The files of one tracked path ("" names the path itself when it is a file), by column.
+
+    `manifest` is the directory's manifest id when the record covers every one of its files.
+    """
+
+    names: list[str] = field(default_factory=list)
+    inos: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    mtimes: list[int] = field(default_factory=list)
+    ctimes: list[int] = field(default_factory=list)
+    modes: list[int] = field(default_factory=list)
+    oids: list[str] = field(default_factory=list)
+    manifest: str | None = None
+    _index: dict[str, int] | None = None
+
+    def index(self) -> dict[str, int]:
+        """Position of each name."""
+        if self._index is None:
+            self._index = dict(zip(self.names, range(len(self.names)), strict=True))
+        return self._index
+
+    def lookup(self, name: str, st: os.stat_result) -> ObjectId | None:
+        """The recorded oid of `name` when its stat is unchanged, else None."""
+        i = self.index().get(name)
+        if (
+            i is not None
+            and self.mtimes[i] == st.st_mtime_ns
+            and self.sizes[i] == st.st_size
+            and self.inos[i] == st.st_ino
+            and self.ctimes[i] == st.st_ctime_ns
+            and self.modes[i] == st.st_mode
+        ):
+            return ObjectId(self.oids[i])
+        return None
+
+    def add(self, name: str, st: os.stat_result, oid: str) -> None:
+        """Append one file (callers add names in order and never twice)."""
+        self.names.append(name)
+        self.inos.append(st.st_ino)
+        self.sizes.append(st.st_size)
+        self.mtimes.append(st.st_mtime_ns)
+        self.ctimes.append(st.st_ctime_ns)
+        self.modes.append(st.st_mode)
+        self.oids.append(oid)
+        self._index = None
+
+    def to_json(self) -> bytes:
+        """The stored form."""
+        return json.dumps(
+            [
+                self.names,
+                self.inos,
+                self.sizes,
+                self.mtimes,
+                self.ctimes,
+                self.modes,
+                self.oids,
+                self.manifest,
+            ],
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Record | None:
+        """Parse the stored form; None when damaged (the cache only saves time)."""
+        try:
+            names, inos, sizes, mtimes, ctimes, modes, oids, manifest = json.loads(data)
+        except (ValueError, TypeError):
+            return None
+        columns = (names, inos, sizes, mtimes, ctimes, modes, oids)
+        if not all(isinstance(c, list) and len(c) == len(names) for c in columns):
+            return None
+        return cls(
+            names,
+            inos,
+            sizes,
+            mtimes,
+            ctimes,
+            modes,
+            oids,
+            manifest if isinstance(manifest, str) else None,
+        )
+
+
 class StatCache:
-    """A SQLite table keyed by repository-relative path; opened lazily, safe to lose."""
+    """Records keyed by tracked path, in `.repro/state/stat.db`; opened lazily, safe to lose."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -77,41 +151,27 @@ class StatCache:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(
-            "CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, ino INT, size INT,"
-            " mtime_ns INT, ctime_ns INT, mode INT, oid TEXT) WITHOUT ROWID"
+            "CREATE TABLE IF NOT EXISTS record (path TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID"
         )
         return db
 
-    def load(self, prefix: str) -> dict[str, Row]:
-        """Every entry for `prefix` itself or below it (`prefix/...`), keyed by path."""
+    def load(self, rel: str) -> Record:
+        """The record of tracked path `rel` (empty when there is none)."""
         try:
-            rows = self._connect().execute(
-                "SELECT path, ino, size, mtime_ns, ctime_ns, mode, oid FROM stat"
-                " WHERE path = ? OR (path >= ? AND path < ?)",
-                (prefix, prefix + "/", prefix + "0"),  # "0" sorts right after "/"
+            row = (
+                self._connect().execute("SELECT data FROM record WHERE path = ?", (rel,)).fetchone()
             )
-            return {row[0]: row for row in rows}
         except sqlite3.DatabaseError:
-            return {}
+            return Record()
+        found = Record.from_json(row[0]) if row else None
+        return found or Record()
 
-    def store(self, entries: Iterable[tuple[str, os.stat_result, ObjectId]], now_ns: int) -> None:
-        """Record entries whose stat is not racy at `now_ns`; silently skip when busy."""
-        rows = [
-            (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode, oid)
-            for path, st, oid in entries
-            if not is_racy(st, now_ns)
-        ]
-        if not rows:
-            return
-        try:
-            db = self._connect()
-            db.execute("BEGIN")
-            db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            db.execute("COMMIT")
-        except sqlite3.OperationalError:
-            # Another repro process holds the database: the entries are only an accelerator.
-            with contextlib.suppress(sqlite3.Error):
-                self._connect().execute("ROLLBACK")
+    def save(self, rel: str, record: Record) -> None:
+        """Replace the record of `rel`; silently skip when another process holds the database."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._connect().execute(
+                "INSERT OR REPLACE INTO record VALUES (?, ?)", (rel, record.to_json())
+            )
 
     def close(self) -> None:
         """Close the database connection."""

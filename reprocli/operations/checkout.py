@@ -24,6 +24,7 @@ from reprocli.core.manifest import Entry
 from reprocli.core.paths import RepoPath, has_symlink_parent
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
+from reprocli.core.stat_cache import Record, is_racy
 from reprocli.errors import MissingObjectError, UncommittedChangesError, UnsafePathError
 from reprocli.operations.status import select
 from reprocli.project import Project
@@ -239,7 +240,7 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
         if folder and folder not in made:
             _make_dirs(top, folder, made)
         linker.place(entry.oid, dest, executable=entry.exec)
-        placed.append((_join(ptr.data, entry.path), dest, entry.oid))
+        placed.append((entry.path, dest, entry.oid))
         if count % 256 == 0:
             progress.advance(256)
     progress.advance(len(item.writes) % 256)
@@ -249,14 +250,35 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
         if statmod.S_ISLNK(st.st_mode) or st.st_nlink > 1:
             # Shared with the cache (or elsewhere): give it its own file, never chmod the cache.
             linker.place(entry.oid, dest, executable=entry.exec)
-            placed.append((_join(ptr.data, entry.path), dest, entry.oid))
+            placed.append((entry.path, dest, entry.oid))
         else:
             os.chmod(dest, st.st_mode | 0o111 if entry.exec else st.st_mode & ~0o111)
+    _remember(project, item, placed)
+
+
+def _remember(project: Project, item: _Plan, placed: list[tuple[str, str, ObjectId]]) -> None:
+    """Record the stat of every file just placed, so the next status need not hash them."""
     recorded_ns = time.time_ns()
-    stats = [(rel, os.lstat(dest), oid) for rel, dest, oid in placed]
-    project.stat_cache.store(
-        [(rel, st, oid) for rel, st, oid in stats if not statmod.S_ISLNK(st.st_mode)], recorded_ns
-    )
+    fresh = {name: (os.lstat(dest), oid) for name, dest, oid in placed}
+    old = project.stat_cache.load(item.ptr.data)
+    gone = set(item.deletes) | set(fresh)
+    keep = {n: i for i, n in enumerate(old.names) if n not in gone and not item.clear_first}
+    record = Record()
+    for name in sorted(keep.keys() | fresh.keys()):
+        if name in fresh:
+            st, oid = fresh[name]
+            if not statmod.S_ISLNK(st.st_mode) and not is_racy(st, recorded_ns):
+                record.add(name, st, oid)
+        else:
+            i = keep[name]
+            record.names.append(name)
+            record.inos.append(old.inos[i])
+            record.sizes.append(old.sizes[i])
+            record.mtimes.append(old.mtimes[i])
+            record.ctimes.append(old.ctimes[i])
+            record.modes.append(old.modes[i])
+            record.oids.append(old.oids[i])
+    project.stat_cache.save(item.ptr.data, record)
 
 
 def _join_path(top: Path, name: str) -> Path:
