@@ -189,11 +189,6 @@ _STATE_TEXT = {
 
 
 def _print_status(opts: render.Options, report) -> None:  # type: ignore[no-untyped-def]
-    for verdict in report.stages:
-        if verdict.stale:
-            render.out(f"{verdict.stage}: {'; '.join(verdict.reasons)}")
-        elif opts.verbose:
-            render.out(f"{verdict.stage}: up to date")
     if not report.data and not report.stages:
         render.out("no tracked data (track some with `repro add PATH`)")
         return
@@ -205,6 +200,11 @@ def _print_status(opts: render.Options, report) -> None:  # type: ignore[no-unty
         render.out(f"{item.path}: {_STATE_TEXT[item.state]}")
         for change in item.changes:
             render.out(f"    {change.kind + ':':<10}{item.path}/{change.path}")
+    for verdict in report.stages:
+        if verdict.stale:
+            render.out(f"{verdict.stage}: {'; '.join(verdict.reasons)}")
+        elif opts.verbose:
+            render.out(f"{verdict.stage}: up to date")
     if report.clean:
         parts = [f"{len(report.data)} tracked path{'s' if len(report.data) != 1 else ''}"]
         if report.stages:
