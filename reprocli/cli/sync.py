@@ -25,6 +25,12 @@ Jobs = Annotated[
 AllBranches = Annotated[bool, typer.Option("--all-branches", help="Also data of every branch.")]
 AllTags = Annotated[bool, typer.Option("--all-tags", help="Also data of every tag.")]
 AllCommits = Annotated[bool, typer.Option("--all-commits", help="Also data of every commit.")]
+RunCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--run-cache", help="Also the run-cache: records of earlier stage runs and their outputs."
+    ),
+]
 
 
 def _summary(opts: render.Options, verb: str, result: Any, remote: str | None) -> None:
@@ -52,6 +58,7 @@ def push(
     all_branches: AllBranches = False,
     all_tags: AllTags = False,
     all_commits: AllCommits = False,
+    run_cache: RunCacheOpt = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
     json: Json = False,
@@ -69,6 +76,7 @@ def push(
             remote=remote,
             jobs=jobs,
             revisions=Revisions(all_branches, all_tags, all_commits),
+            run_cache=run_cache,
             progress=progress,
         )
     _summary(opts, "pushed", result, remote)
@@ -83,6 +91,7 @@ def fetch(
     all_branches: AllBranches = False,
     all_tags: AllTags = False,
     all_commits: AllCommits = False,
+    run_cache: RunCacheOpt = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
     json: Json = False,
@@ -100,6 +109,7 @@ def fetch(
             remote=remote,
             jobs=jobs,
             revisions=Revisions(all_branches, all_tags, all_commits),
+            run_cache=run_cache,
             progress=progress,
         )
     _summary(opts, "fetched", result, remote)
@@ -117,6 +127,7 @@ def pull(
     all_branches: AllBranches = False,
     all_tags: AllTags = False,
     all_commits: AllCommits = False,
+    run_cache: RunCacheOpt = False,
     quiet: Quiet = False,
     verbose: Verbose = 0,
     json: Json = False,
@@ -135,6 +146,7 @@ def pull(
             jobs=jobs,
             force=force,
             revisions=Revisions(all_branches, all_tags, all_commits),
+            run_cache=run_cache,
             progress=progress,
         )
     if opts.json:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from reprocli.core import atomic
-from reprocli.core.hashing import OID_PATTERN, ObjectId
+from reprocli.core.hashing import FILE_OID_PATTERN, OID_PATTERN, ObjectId
 from reprocli.errors import RemoteError
 
 # Options repro understands for S3, mapped to s3fs's own names.
@@ -85,9 +85,32 @@ class Remote(Protocol):
     def commit(self) -> None:
         """Make every `put` so far durable and visible (a no-op where a put already is)."""
 
+    def list_runs(self) -> set[str]:
+        """The run-cache records on the remote (`runs/ab/cdef…`), by key."""
+
+    def get_run(self, key: str) -> bytes:
+        """One run-cache record's bytes."""
+
+    def put_run(self, key: str, data: bytes) -> None:
+        """Store one run-cache record (whole or not at all)."""
+
 
 def _key(oid: str) -> str:
     return f"objects/{oid[:2]}/{oid[2:]}"
+
+
+def _run_key(key: str) -> str:
+    return f"runs/{key[:2]}/{key[2:]}"
+
+
+def _run_keys(listing: Iterable[str]) -> set[str]:
+    """Run keys from paths ending in `ab/cdef…`."""
+    found = set()
+    for full in listing:
+        parts = full.rstrip("/").rsplit("/", 2)
+        if len(parts) == 3 and FILE_OID_PATTERN.fullmatch(parts[1] + parts[2]):
+            found.add(parts[1] + parts[2])
+    return found
 
 
 class LocalRemote:
@@ -166,6 +189,18 @@ class LocalRemote:
         with contextlib.suppress(FileNotFoundError):
             self._path(oid).unlink()
 
+    def list_runs(self) -> set[str]:
+        return _run_keys(str(p) for p in (self.root / "runs").glob("*/*"))
+
+    def get_run(self, key: str) -> bytes:
+        return (self.root / _run_key(key)).read_bytes()
+
+    def put_run(self, key: str, data: bytes) -> None:
+        final = self.root / _run_key(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(final, data, tmp_dir=self.root / "tmp")
+
 
 class FsspecRemote:
     """A remote on any fsspec filesystem (S3, GCS, Azure, SFTP, memory://…)."""
@@ -224,6 +259,18 @@ class FsspecRemote:
 
     def commit(self) -> None:
         pass
+
+    def list_runs(self) -> set[str]:
+        try:
+            return _run_keys(self.fs.find(f"{self.root}/runs"))
+        except FileNotFoundError:
+            return set()
+
+    def get_run(self, key: str) -> bytes:
+        return bytes(self.fs.cat_file(f"{self.root}/{_run_key(key)}"))
+
+    def put_run(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(f"{self.root}/{_run_key(key)}", data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,11 +30,18 @@ def pull(
     jobs: int | None = None,
     force: bool = False,
     revisions: Revisions = WORKSPACE_ONLY,
+    run_cache: bool = False,
     progress: Progress = SILENT,
 ) -> PullResult:
     """Fetch and verify everything first (two-phase), then make the workspace match."""
     fetched = fetch(
-        project, paths, remote=remote, jobs=jobs, revisions=revisions, progress=progress
+        project,
+        paths,
+        remote=remote,
+        jobs=jobs,
+        revisions=revisions,
+        run_cache=run_cache,
+        progress=progress,
     )
     restored = checkout(project, paths, force=force, progress=progress, fetch_missing=False)
     return PullResult(fetched, restored)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from reprocli.core import atomic
-from reprocli.core.hashing import is_oid, oid_of_bytes
+from reprocli.core.hashing import ObjectId, is_oid, oid_of_bytes
+from reprocli.core.remotes import Remote
 from reprocli.errors import InvalidFileError
 from reprocli.pipeline.lockfile import Artifact, LockEntry, artifact_dict, parse_artifact
 from reprocli.pipeline.spec import Stage
@@ -86,3 +87,35 @@ class RunCache:
                 if is_oid(prefix + name):
                     found.append(prefix + name)
         return found
+
+
+def upload(cache: RunCache, remote: Remote, keys: list[str]) -> int:
+    """Upload the records the remote lacks (after their objects are there); return how many."""
+    missing = sorted(set(keys) - remote.list_runs())
+    for run_key in missing:
+        remote.put_run(run_key, cache.path_of(run_key).read_bytes())
+    return len(missing)
+
+
+def download(cache: RunCache, remote: Remote) -> list[str]:
+    """Download the records this cache lacks (each checked before it is kept); return their keys."""
+    fetched = []
+    for run_key in sorted(remote.list_runs() - set(cache.keys())):
+        try:
+            data = json.loads(remote.get_run(run_key))
+        except (OSError, ValueError):
+            continue  # a damaged record is skipped: the run-cache only saves time
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            continue
+        try:
+            outs = tuple(parse_artifact(i, "run-cache", "outs") for i in data.get("outs") or [])
+        except InvalidFileError:
+            continue
+        cache.save(run_key, outs)
+        fetched.append(run_key)
+    return fetched
+
+
+def objects(cache: RunCache, keys: list[str]) -> list[ObjectId]:
+    """The output objects the given records name."""
+    return sorted({out.oid for run_key in keys for out in cache.load(run_key) or ()})
