@@ -67,7 +67,7 @@ def project(
     for name, text in files.items():
         (root / name).write_text(text)
     (root / ("dvc.yaml" if dvc else "repro.yaml")).write_text(yaml_text)
-    sh([*tool, "init", "-q"] if not dvc else [*tool, "init", "-q"], root)
+    sh([*tool, "init", "-q"], root)
     sh([*tool, "repro" if dvc else "run"], root)
     return root
 
