@@ -8,8 +8,6 @@ of a dead process; they can never match an object name.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import itertools
 import os
@@ -18,6 +16,7 @@ import socket
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from reprocli.errors import StorageError
 
@@ -57,7 +56,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-_libc: ctypes.CDLL | None = None
+_libc: Any = None
 
 
 def sync_filesystem(path: Path) -> None:
@@ -69,6 +68,8 @@ def sync_filesystem(path: Path) -> None:
     global _libc
     if hasattr(os, "sync") and os.uname().sysname == "Linux":
         if _libc is None:
+            import ctypes.util  # noqa: PLC0415 - 10 ms: only commands that write objects pay
+
             _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         fd = os.open(path, os.O_RDONLY)
         try:
