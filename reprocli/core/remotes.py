@@ -20,8 +20,16 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from reprocli.core import atomic
-from reprocli.core.hashing import FILE_OID_PATTERN, OID_PATTERN, ObjectId
-from reprocli.errors import RemoteError
+from reprocli.core.hashing import (
+    DIR_SUFFIX,
+    FILE_OID_PATTERN,
+    OID_PATTERN,
+    ObjectId,
+    chunk_size_for,
+    hash_file,
+)
+from reprocli.core.objects import copy_hashing
+from reprocli.errors import CorruptObjectError, RemoteError
 
 # Options repro understands for S3, mapped to s3fs's own names.
 S3_OPTIONS = {
@@ -77,7 +85,10 @@ class Remote(Protocol):
         """Download object `oid` into the local file `dest` (not verified: callers verify)."""
 
     def put(self, source: Path, oid: ObjectId) -> None:
-        """Upload the local file `source` as object `oid`; it appears whole or not at all."""
+        """Upload the local file `source` as object `oid`; it appears whole or not at all.
+
+        Raises CorruptObjectError, uploading nothing, when `source` does not hash to `oid`.
+        """
 
     def delete(self, oid: ObjectId) -> None:
         """Remove object `oid` (missing is fine)."""
@@ -122,8 +133,10 @@ class LocalRemote:
         self.name = name
         self.url = str(root)
         self.root = root
-        self._pending: list[tuple[Path, Path]] = []
+        self._pending: list[tuple[str, ObjectId]] = []
         self._lock = threading.Lock()
+        self._tmp_ready = False
+        self._dirs: set[str] = set()
 
     def _path(self, oid: str) -> Path:
         return self.root / _key(oid)
@@ -154,20 +167,32 @@ class LocalRemote:
             raise RemoteError(f"remote {self.name!r}: object {oid} is missing") from None
 
     def put(self, source: Path, oid: ObjectId) -> None:
-        # Written to a temp file now; `commit` syncs them all at once, then renames them
-        # under their names (the cache's batched durability: no per-object fsync).
-        tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / atomic.temp_name()
+        # Copied (and hashed on the way: a damaged source never lands) to a temp file now;
+        # `commit` syncs them all at once, then renames them under their names (the cache's
+        # batched durability: no per-object fsync).
+        if not self._tmp_ready:
+            (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+            self._tmp_ready = True
+        tmp = f"{self.root}/tmp/{atomic.temp_name()}"
         try:
-            shutil.copyfile(source, tmp)
-            os.chmod(tmp, 0o444)
+            src = os.open(source, os.O_RDONLY)
+            try:
+                dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                try:
+                    size = os.fstat(src).st_size
+                    copy_hashing(
+                        src, dst, chunk_size_for(size), expected=oid.removesuffix(DIR_SUFFIX)
+                    )
+                finally:
+                    os.close(dst)
+            finally:
+                os.close(src)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         with self._lock:
-            self._pending.append((tmp, self._path(oid)))
+            self._pending.append((tmp, oid))
 
     def commit(self) -> None:
         with self._lock:
@@ -176,9 +201,12 @@ class LocalRemote:
             return
         try:
             atomic.sync_filesystem(self.root)
-            for tmp, final in pending:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
+            objects = f"{self.root}/objects"
+            for tmp, oid in pending:
+                if oid[:2] not in self._dirs:
+                    os.makedirs(f"{objects}/{oid[:2]}", exist_ok=True)
+                    self._dirs.add(oid[:2])
+                os.replace(tmp, f"{objects}/{oid[:2]}/{oid[2:]}")
             atomic.sync_filesystem(self.root)
         finally:
             for tmp, _ in pending:
@@ -250,7 +278,10 @@ class FsspecRemote:
             raise RemoteError(f"remote {self.name!r}: object {oid} is missing") from None
 
     def put(self, source: Path, oid: ObjectId) -> None:
-        # Object stores publish a PUT whole or not at all; no temp name is needed.
+        # Object stores publish a PUT whole or not at all; no temp name is needed. The bytes
+        # are checked first: a damaged cache object must never reach the remote.
+        if hash_file(source)[0] != oid.removesuffix(DIR_SUFFIX):
+            raise CorruptObjectError("corrupt in the local cache; run `repro fsck --repair`")
         self.fs.put_file(str(source), self._path(oid))
 
     def delete(self, oid: ObjectId) -> None:
