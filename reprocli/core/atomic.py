@@ -14,7 +14,6 @@ import os
 import secrets
 import socket
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,15 +110,6 @@ def write_bytes(dest: Path, data: bytes, *, tmp_dir: Path | None = None, mode: i
         raise storage_error(exc, "cannot write", dest) from exc
 
 
-def read_limited(path: Path, limit: int) -> bytes:
-    """Read a small file whole, refusing files over `limit` bytes (hostile input guard)."""
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise StorageError(f"{path}: larger than {limit} bytes; not a file repro wrote")
-    return data
-
-
 def is_alive(pid: int) -> bool:
     """Whether a process with this PID exists (on this host)."""
     try:
@@ -151,14 +141,3 @@ def remove_stale_temps(folder: Path) -> int:
             os.unlink(entry.path)
             removed += 1
     return removed
-
-
-@contextlib.contextmanager
-def temp_path(folder: Path) -> Iterator[Path]:
-    """Yield a fresh temp path in `folder`; remove it on the way out unless it was renamed."""
-    path = folder / temp_name()
-    try:
-        yield path
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)

@@ -172,9 +172,3 @@ class StatCache:
             self._connect().execute(
                 "INSERT OR REPLACE INTO record VALUES (?, ?)", (rel, record.to_json())
             )
-
-    def close(self) -> None:
-        """Close the database connection."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
