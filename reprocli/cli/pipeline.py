@@ -56,6 +56,7 @@ def run(
 ) -> None:
     """Rebuild the pipeline: run each stage whose command, deps, params or outs changed."""
     from reprocli.errors import StageFailedError, UsageError
+    from reprocli.operations.run import RunFailedError
     from reprocli.operations.run import run as run_pipeline
     from reprocli.project import Project
 
@@ -74,9 +75,8 @@ def run(
             jobs=jobs,
             output_to_stderr=opts.json,
         )
-    except StageFailedError as exc:
-        failure = exc
-        results = []
+    except RunFailedError as exc:  # still say what the finished stages did
+        failure, results = exc, exc.results
     if opts.json and failure is None:
         render.emit_json(
             {
@@ -88,7 +88,9 @@ def run(
         )
     elif not opts.quiet:
         for r in results:
-            if r.action == "up_to_date" and not opts.verbose and not dry:
+            if r.action in ("up_to_date", "failed") and not (
+                opts.verbose or (dry and r.action == "up_to_date")
+            ):
                 continue
             why = f" ({'; '.join(r.reasons)})" if r.reasons else ""
             render.note(opts, f"{r.name}: {_ACTION_TEXT[r.action]}{why}")

@@ -193,12 +193,21 @@ def _run(
     if outcome.failed:
         name, code = next(iter(outcome.failed.items()))
         stopped = [r.name for r in ordered if r.action == "not_started"]
-        raise StageFailedError(
+        raise RunFailedError(
             f"stage {name!r} failed with exit code {code}"
             + (f"; not started: {', '.join(stopped)}" if stopped else ""),
             hint="fix it and run `repro run` again: finished stages are kept",
+            results=ordered,
         )
     return ordered
+
+
+class RunFailedError(StageFailedError):
+    """A stage failed; `results` says what happened to every stage of the run."""
+
+    def __init__(self, message: str, *, hint: str, results: list[StageResult]) -> None:
+        super().__init__(message, hint=hint)
+        self.results = results
 
 
 def record(
