@@ -10,6 +10,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprocli.core import atomic, gitrepo, lock, pointer, workspace
 from reprocli.core import config as configmod
@@ -21,12 +22,13 @@ from reprocli.core.objects import ObjectStore
 from reprocli.core.paths import RepoPath, has_symlink_parent, to_repo_path
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
-from reprocli.core.remotes import Remote, RemoteSpec, open_remote
 from reprocli.core.stat_cache import StatCache
 from reprocli.errors import InvalidFileError, NotAProjectError, RemoteError, UnsafePathError
-from reprocli.pipeline import lockfile, spec
-from reprocli.pipeline.lockfile import LockEntry
-from reprocli.pipeline.spec import Pipeline
+
+if TYPE_CHECKING:  # loaded by the commands that need them: remotes and pipelines cost imports
+    from reprocli.core.remotes import Remote, RemoteSpec
+    from reprocli.pipeline.lockfile import LockEntry
+    from reprocli.pipeline.spec import Pipeline
 
 REPRO_DIR = ".repro"
 PIPELINE_FILE = "repro.yaml"
@@ -138,6 +140,8 @@ class Project:
                 hint="list them with `repro remote list`",
             )
         url = spec.get("url")
+        from reprocli.core.remotes import RemoteSpec  # noqa: PLC0415 - see TYPE_CHECKING
+
         if not isinstance(url, str) or not url:
             raise RemoteError(
                 f"remote {name!r} has no url", hint=f"repro remote modify {name} url URL"
@@ -146,6 +150,8 @@ class Project:
 
     def open_remote(self, name: str | None = None, *, jobs: int) -> Remote:
         """Connect to a configured remote (the default one when `name` is None)."""
+        from reprocli.core.remotes import open_remote  # noqa: PLC0415 - see TYPE_CHECKING
+
         return open_remote(self.remote_spec(name), jobs=jobs, base=self.root)
 
     def transfer_jobs(self, name: str | None, jobs: int | None) -> int:
@@ -215,6 +221,8 @@ class Project:
 
     def pipeline(self) -> Pipeline | None:
         """The stages of repro.yaml (None when there is no repro.yaml)."""
+        from reprocli.pipeline import spec  # noqa: PLC0415 - see TYPE_CHECKING
+
         try:
             data = (self.root / PIPELINE_FILE).read_bytes()
         except FileNotFoundError:
@@ -223,6 +231,8 @@ class Project:
 
     def lock_entries(self) -> dict[str, LockEntry]:
         """The stages recorded in repro.lock (empty when there is none)."""
+        from reprocli.pipeline import lockfile  # noqa: PLC0415 - see TYPE_CHECKING
+
         try:
             data = (self.root / LOCK_FILE).read_bytes()
         except FileNotFoundError:
@@ -231,6 +241,8 @@ class Project:
 
     def write_lock(self, entries: dict[str, LockEntry]) -> None:
         """Publish repro.lock atomically (deterministic bytes)."""
+        from reprocli.pipeline import lockfile  # noqa: PLC0415 - see TYPE_CHECKING
+
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(self.root / LOCK_FILE, lockfile.encode(entries), tmp_dir=self.tmp_dir)
 
@@ -250,6 +262,8 @@ class Project:
                     continue
                 where = f"{rev[:12]}:{file}"
                 if file == LOCK_FILE:
+                    from reprocli.pipeline import lockfile  # noqa: PLC0415
+
                     for ptr in stage_outputs(lockfile.decode(data)):
                         found[(ptr.data, data)] = ptr
                 elif file.endswith(pointer.SUFFIX):

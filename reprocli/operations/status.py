@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reprocli.core import manifest
 from reprocli.core.hashing import ObjectId
@@ -19,8 +19,10 @@ from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
 from reprocli.errors import MissingObjectError, UsageError
-from reprocli.pipeline.plan import Verdict
 from reprocli.project import PIPELINE_FILE, Project
+
+if TYPE_CHECKING:  # the pipeline modules load only when there is a repro.yaml
+    from reprocli.pipeline.plan import Verdict
 
 State = Literal["clean", "modified", "missing", "not_in_cache"]
 ChangeKind = Literal["added", "modified", "deleted"]
