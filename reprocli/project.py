@@ -111,6 +111,21 @@ class Project:
             progress=progress,
         )
 
+    def cache_paths(
+        self, rels: list[RepoPath], *, progress: Progress = SILENT
+    ) -> list[workspace.Snapshot]:
+        """Put the content of each workspace path into the cache: every file object durable
+        first, then the manifests that list them (children before parents)."""
+        with self.store.batch() as batch:
+            snaps = [
+                self.snapshot(rel, workspace.storing(batch), known=batch.knows, progress=progress)
+                for rel in rels
+            ]
+        for snap in snaps:
+            if snap.manifest is not None:
+                self.store.put_bytes(snap.manifest, suffix=".dir")
+        return snaps
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the repository lock, and clean up temp files of interrupted commands."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from reprocli.core import gitignore, workspace
+from reprocli.core import gitignore
 from reprocli.core.links import Linker
 from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
@@ -218,16 +218,7 @@ def record(
     missing = [o.path for o in stage.outs if not os.path.lexists(project.path(o.path))]
     if missing:
         raise StageFailedError(f"stage {stage.name!r} did not create its output {missing[0]}")
-    store = project.store
-    snaps: list[tuple[Any, Snapshot]] = []
-    with store.batch() as batch:
-        for out in stage.outs:
-            snaps.append(
-                (out, project.snapshot(out.path, workspace.storing(batch), known=batch.knows))
-            )
-    for _, snap in snaps:
-        if snap.manifest is not None:
-            store.put_bytes(snap.manifest, suffix=".dir")
+    snaps = list(zip(stage.outs, project.cache_paths([o.path for o in stage.outs]), strict=True))
     for out, _ in snaps:
         _hand_to_git(project, out.path, out.cache, touched)
     outs = tuple(
@@ -304,17 +295,7 @@ def _hand_to_git(project: Project, path: RepoPath, cached: bool, touched: set[st
 
 def _clear_outputs(project: Project, stage: Stage) -> None:
     """Remove a stage's outputs before it runs, once their current bytes are in the cache."""
-    present = [o for o in stage.outs if os.path.lexists(project.path(o.path))]
-    if present:
-        store = project.store
-        with store.batch() as batch:
-            snaps = [
-                project.snapshot(o.path, workspace.storing(batch), known=batch.knows)
-                for o in present
-            ]
-        for snap in snaps:
-            if snap.manifest is not None:
-                store.put_bytes(snap.manifest, suffix=".dir")
+    project.cache_paths([o.path for o in stage.outs if os.path.lexists(project.path(o.path))])
     for out in stage.outs:
         path = project.path(out.path)
         if path.is_dir() and not path.is_symlink():
