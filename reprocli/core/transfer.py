@@ -103,19 +103,19 @@ def present_on(remote: Remote, oids: Iterable[ObjectId], *, jobs: int) -> set[Ob
 
 def expand_local(
     store: ObjectStore, roots: Iterable[ObjectId]
-) -> tuple[list[ObjectId], list[ObjectId], list[ObjectId]]:
-    """Split the objects `roots` need into (files, manifests, missing locally)."""
+) -> tuple[list[ObjectId], dict[ObjectId, set[ObjectId]], list[ObjectId]]:
+    """Split the objects `roots` need into (files, manifests with their files, missing)."""
     files: set[ObjectId] = set()
-    manifests: list[ObjectId] = []
+    manifests: dict[ObjectId, set[ObjectId]] = {}
     missing: list[ObjectId] = []
     for oid in sorted(set(roots)):
         if not store.has(oid):
             missing.append(oid)
             continue
         if is_dir_oid(oid):
-            manifests.append(oid)
             entries = manifest.decode(store.read_bytes(oid), where=f"manifest {oid}")
-            files.update(e.oid for e in entries)
+            manifests[oid] = {e.oid for e in entries}
+            files |= manifests[oid]
         else:
             files.add(oid)
     absent = store.missing(files)
@@ -186,8 +186,7 @@ def push(
     for oid in manifests:
         if oid in present:
             continue
-        children = {e.oid for e in manifest.decode(store.read_bytes(oid), where=f"manifest {oid}")}
-        if children & failed_files:
+        if manifests[oid] & failed_files:
             result.failed.append((oid, "not uploaded: some of its files could not be"))
             continue
         try:

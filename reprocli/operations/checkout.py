@@ -232,7 +232,7 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
     made: set[str] = set()
     placed: list[tuple[str, str, ObjectId]] = []
     if ptr.is_dir:
-        _ensure_dir(top, project.root)
+        _ensure_dir(top)
     base = str(top)
     for count, entry in enumerate(item.writes, 1):
         dest = f"{base}/{entry.path}" if entry.path else base  # strings: 100k files, no pathlib
@@ -285,7 +285,7 @@ def _join_path(top: Path, name: str) -> Path:
     return top / name if name else top
 
 
-def _ensure_dir(path: Path, root: Path) -> None:
+def _ensure_dir(path: Path) -> None:
     if path.is_symlink():
         raise UnsafePathError(f"{path}: is a symlink; refusing to write through it")
     path.mkdir(parents=True, exist_ok=True)
