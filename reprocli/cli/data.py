@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer import _click as click
+from typer.core import TyperCommand
 
 from reprocli.cli import render
 from reprocli.cli.app import Json, Quiet, Verbose, app, options
@@ -212,10 +214,25 @@ def _print_status(opts: render.Options, report) -> None:  # type: ignore[no-unty
         render.out(f"up to date ({', '.join(parts)})")
 
 
-@app.command(rich_help_panel="Data")
+class _DashDash(TyperCommand):
+    """Remembers how many arguments followed `--` (click drops the marker itself)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["after_dashdash"] = len(args) - args.index("--") - 1 if "--" in args else None
+        return super().parse_args(ctx, args)
+
+
+@app.command(rich_help_panel="Data", cls=_DashDash)
 def checkout(
     ctx: typer.Context,
-    paths: Paths = None,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[REV] [-- PATH...]",
+            help="A revision to move to, and/or tracked paths to restore (default: all).",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", "-f", help="Overwrite uncommitted changes and untracked files."),
@@ -224,27 +241,56 @@ def checkout(
     verbose: Verbose = 0,
     json: Json = False,
 ) -> None:
-    """Make tracked data in the workspace match its pointers."""
-    from reprocli.operations.checkout import checkout as run_checkout
+    """Make tracked data match its pointers; or move to REV with its data; or restore PATHs from REV.
+
+    \b
+    repro checkout                 data follows the pointers in the workspace
+    repro checkout v1.2            Git work tree to v1.2 (as git checkout), then its data
+    repro checkout v1.2 -- models  only models/ from v1.2 (pointer or lock, and bytes), staged
+    """
+    from reprocli.operations import checkout as ops
     from reprocli.project import Project
 
     opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    project = Project.discover()
+    given = args or []
+    after = ctx.meta.get("after_dashdash")
+    before, paths = (
+        (given, []) if after is None else (given[: len(given) - after], given[len(given) - after :])
+    )
+    rev, paths = ops.interpret(project, before, paths, dashdash=after is not None)
     with render.progress(opts) as progress:
-        result = run_checkout(Project.discover(), paths or [], force=force, progress=progress)
+        if rev is None:
+            result = ops.checkout(project, paths, force=force, progress=progress)
+        elif paths:
+            result = ops.rollback(project, rev, paths, force=force, progress=progress)
+        else:
+            result = ops.switch(project, rev, force=force, progress=progress)
     if opts.json:
         render.emit_json(
             {
+                "revision": None if rev is None else rev.name,
+                "commit": None if rev is None else rev.sha,
                 "written": result.written,
                 "deleted": result.deleted,
                 "unchanged": result.unchanged,
                 "changed": list(result.changed),
+                "removed": list(result.removed),
+                "stages": list(result.stages),
                 "kept": list(result.kept),
                 "link_types": list(result.link_types),
             }
         )
         return
+    if rev is not None and not paths:
+        render.note(opts, f"HEAD is now at {rev.name} ({rev.sha[:12] if rev.sha else ''})")
     for path in result.kept:
         render.note(opts, f"kept untracked file {path} (use --force to remove it)")
+    for path in result.removed:
+        render.note(
+            opts,
+            f"removed {path}: not tracked at {rev.name if rev else 'HEAD'} (still in the cache)",
+        )
     if result.changed:
         how = ", ".join(result.link_types) or "no files written"
         render.note(
@@ -252,8 +298,13 @@ def checkout(
             f"checked out {', '.join(result.changed)}: {result.written} written, "
             f"{result.deleted} deleted ({how})",
         )
-    else:
+    elif not result.removed:
         render.note(opts, "workspace already matches the pointers")
+    if rev is not None and paths:
+        for stage in result.stages:
+            render.note(opts, f"stage {stage!r}: repro.lock record and outputs from {rev.name}")
+        staged = "staged; " if project.config.autostage else ""
+        render.note(opts, f"restored from {rev.name} ({staged}commit to keep the rollback)")
 
 
 @app.command(rich_help_panel="Help")

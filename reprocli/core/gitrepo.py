@@ -10,9 +10,13 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from reprocli.errors import GitError
+
+HOOK_GUARD = "REPRO_RUNNING_GIT"
+"""Set in the environment of every git that repro runs: installed hooks see it and do nothing."""
 
 
 @functools.cache
@@ -54,6 +58,7 @@ class GitRepo:
             cwd=self.root,
             capture_output=True,
             check=False,
+            env={**os.environ, HOOK_GUARD: "1"},
         )
         if check and result.returncode != 0:
             lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
@@ -71,6 +76,15 @@ class GitRepo:
         """Stage `paths` (pointers, .gitignore files)."""
         if paths:
             self.run("add", "--", *paths)
+
+    def uncommitted(self) -> list[str]:
+        """Tracked files with changes Git has not committed (staged or not)."""
+        out = self.run("status", "--porcelain", "-z", "--untracked-files=no")
+        return [record[3:] for record in out.split("\0") if len(record) > 3]
+
+    def switch(self, rev: str) -> None:
+        """`git checkout REV`: move HEAD and the work tree (a branch stays a branch)."""
+        self.run("checkout", "--quiet", rev, "--")
 
     def revisions(
         self, *, branches: bool = False, tags: bool = False, commits: bool = False
@@ -133,3 +147,108 @@ class GitRepo:
             blobs.append(out[end + 1 : end + 1 + size])
             pos = end + 1 + size + 1
         return blobs
+
+
+def resolve(root: Path, rev: str) -> str | None:
+    """The commit SHA that `rev` (branch, tag, SHA, `HEAD~n`, ...) names, or None."""
+    if not rev or "\n" in rev or rev.startswith("-"):
+        return None
+    result = subprocess.run(
+        [
+            git_executable(),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            rev + "^{commit}",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    sha = result.stdout.strip()
+    return sha if result.returncode == 0 and sha else None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One commit as `repro log` shows it."""
+
+    sha: str
+    date: int
+    author: str
+    summary: str
+
+
+class History:
+    """Read-only access to Git objects at any revision, through GitPython.
+
+    Every read goes through GitPython's persistent `git cat-file --batch` process: reading a
+    file at 500 revisions costs 500 round trips on one pipe, not 500 subprocesses. Callers pass
+    SHAs from `resolve` (never raw user text) and repository paths already validated.
+    """
+
+    def __init__(self, root: Path) -> None:
+        import git  # noqa: PLC0415 - GitPython costs ~130 ms to import; history commands only
+
+        git.refresh(git_executable())  # the absolute git, never one found via a relative PATH
+        self._repo = git.Repo(root)
+
+    def close(self) -> None:
+        """Stop the persistent git processes."""
+        self._repo.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def blob_id(self, sha: str, path: str) -> str | None:
+        """The blob id of `path` in commit `sha`, or None when the commit has no such file."""
+        if "\n" in path:
+            return None
+        try:
+            found, kind, _ = self._repo.git.get_object_header(f"{sha}:{path}")
+        except ValueError:
+            return None
+        return str(found) if kind == "blob" else None
+
+    def read_blob(self, blob: str) -> bytes:
+        """The content of blob `blob`."""
+        return bytes(self._repo.git.get_object_data(blob)[3])
+
+    def read(self, sha: str, path: str) -> bytes | None:
+        """The content of `path` in commit `sha`, or None when there is no such file."""
+        blob = self.blob_id(sha, path)
+        return None if blob is None else self.read_blob(blob)
+
+    def commits(self, sha: str, paths: list[str]) -> list[CommitInfo]:
+        """Commits reachable from `sha` that changed any of `paths`, newest first."""
+        found = []
+        for commit in self._repo.iter_commits(sha, paths=paths):
+            message = commit.message
+            text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+            found.append(
+                CommitInfo(
+                    sha=commit.hexsha,
+                    date=commit.committed_date,
+                    author=str(commit.author.name or ""),
+                    summary=text.strip().splitlines()[0] if text.strip() else "",
+                )
+            )
+        return found
+
+    def refs(self, *, branches: bool, tags: bool) -> list[tuple[str, str]]:
+        """(name, commit SHA) of every branch and/or tag, sorted by name."""
+        named: list[tuple[str, str]] = []
+        if branches:
+            named += [(head.name, head.commit.hexsha) for head in self._repo.heads]
+        if tags:
+            for tag in self._repo.tags:
+                try:
+                    named.append((tag.name, tag.commit.hexsha))
+                except ValueError:  # a tag of a tree or blob: no commit to read
+                    continue
+        return sorted(named)

@@ -13,11 +13,12 @@ import os
 import shutil
 import stat as statmod
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from reprocli.core import manifest, workspace
+from reprocli.core import atomic, gitignore, gitrepo, manifest, workspace
+from reprocli.core.gitrepo import History
 from reprocli.core.hashing import ObjectId
 from reprocli.core.links import Linker
 from reprocli.core.manifest import Entry
@@ -25,9 +26,15 @@ from reprocli.core.paths import RepoPath, has_symlink_parent
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
 from reprocli.core.stat_cache import Record, is_racy
-from reprocli.errors import MissingObjectError, UncommittedChangesError, UnsafePathError
+from reprocli.errors import (
+    MissingObjectError,
+    UncommittedChangesError,
+    UnsafePathError,
+    UsageError,
+)
+from reprocli.operations.revisions import WORKSPACE, Rev, resolve
 from reprocli.operations.status import select
-from reprocli.project import Project
+from reprocli.project import LOCK_FILE, Project, stage_outputs
 
 LISTED = 10
 
@@ -42,6 +49,10 @@ class CheckoutResult:
     changed: tuple[RepoPath, ...]
     kept: tuple[str, ...]
     link_types: tuple[str, ...]
+    removed: tuple[RepoPath, ...] = ()
+    """Tracked data the new revision does not have, removed (its bytes stay in the cache)."""
+    stages: tuple[str, ...] = ()
+    """Stages whose repro.lock record came back with their outputs (`checkout REV -- PATH`)."""
 
 
 @dataclass(slots=True)
@@ -64,6 +75,47 @@ class _Plan:
         )
 
 
+def interpret(
+    project: Project, before: Sequence[str], after: Sequence[str], *, dashdash: bool
+) -> tuple[Rev | None, list[str]]:
+    """Split `repro checkout` arguments into a revision and paths (DESIGN §2, as Git does).
+
+    Before `--` there is at most one argument, a revision. Without `--`, the first argument is
+    a path when repro tracks it and a revision otherwise; both at once is ambiguous."""
+    if dashdash:
+        if len(before) > 1:
+            raise UsageError(
+                f"only one revision may come before `--` (got {len(before)}: {', '.join(before)})"
+            )
+        rev = resolve(project, before[0]) if before else None
+        return (None if rev is None or rev.is_workspace else rev), list(after)
+    if not before:
+        return None, []
+    first = before[0]
+    as_rev = None
+    if project.git is not None and first != WORKSPACE:
+        sha = gitrepo.resolve(project.root, first)
+        as_rev = None if sha is None else Rev(first, sha)
+    try:
+        select(project.tracked(), project, [first])
+        as_path = True
+    except (UsageError, UnsafePathError):
+        as_path = False
+    if as_rev is not None and as_path:
+        raise UsageError(
+            f"{first!r} is both a revision and a tracked path",
+            hint=f"say which: `repro checkout {first} --` or `repro checkout -- {first}`",
+        )
+    if as_rev is not None:
+        return as_rev, list(before[1:])
+    if as_path:
+        return None, list(before)
+    raise UsageError(
+        f"{first}: neither a tracked path nor a known revision",
+        hint="see `repro status` for tracked paths and `git log` / `git tag` for revisions",
+    )
+
+
 def checkout(
     project: Project,
     paths: Sequence[str | Path] = (),
@@ -78,17 +130,148 @@ def checkout(
     configured (and `fetch_missing`); nothing in the workspace changes before they are in.
     """
     pointers = select(project.tracked(), project, paths)
+    return restore(project, pointers, force=force, progress=progress, fetch_missing=fetch_missing)
+
+
+def switch(
+    project: Project, rev: Rev, *, force: bool = False, progress: Progress = SILENT
+) -> CheckoutResult:
+    """`repro checkout REV`: move the Git work tree to `rev` (as `git checkout` does), then
+    its data. Every check — Git clean, objects in the cache, no uncommitted data overwritten —
+    passes before HEAD moves. Data tracked now but not at `rev` is removed when it is safely
+    in the cache, as Git removes files the other commit does not have."""
+    git = project.git
+    assert git is not None and rev.sha is not None
+    dirty = git.uncommitted()
+    if dirty:
+        raise UncommittedChangesError(
+            f"Git has uncommitted changes in {len(dirty)} file(s): {_listing(dirty)}",
+            hint="commit or stash them (`git stash`), then check out again",
+        )
+    target = project.pointers_at([rev.sha])
+    wanted = [p.data for p in target]
+    leaving = [
+        p
+        for p in project.tracked()
+        if not any(p.data == w or _nested(p.data, w) or _nested(w, p.data) for w in wanted)
+    ]
+    return restore(
+        project,
+        target,
+        force=force,
+        progress=progress,
+        leaving=leaving,
+        before_apply=lambda: git.switch(rev.name),
+    )
+
+
+def rollback(
+    project: Project,
+    rev: Rev,
+    paths: Sequence[str | Path],
+    *,
+    force: bool = False,
+    progress: Progress = SILENT,
+) -> CheckoutResult:
+    """`repro checkout REV -- PATH...`: HEAD stays; the paths' pointers (or, for stage outputs,
+    their stage's record in repro.lock) and bytes come back from `rev`, staged for commit.
+
+    A stage output comes back with its whole stage: every output the stage recorded at `rev`
+    and its entry in repro.lock, so the lock never claims that today's inputs made it."""
+    from reprocli.operations.add import publish_pointer  # noqa: PLC0415
+    from reprocli.pipeline import lockfile  # noqa: PLC0415
+
+    git = project.git
+    assert git is not None and rev.sha is not None
+    chosen = select(project.pointers_at([rev.sha]), project, paths, at=rev.name)
+    files = [p for p in chosen if p.origin is None]
+    entries: dict[str, lockfile.LockEntry] = {}
+    restored_files: list[tuple[str, bytes]] = []
+    if len(files) < len(chosen):
+        with History(project.root) as history:
+            old_lock = lockfile.decode(history.read(rev.sha, LOCK_FILE) or b"")
+            outputs = {p.data for p in chosen if p.origin is not None}
+            entries = {
+                name: entry
+                for name, entry in old_lock.items()
+                if any(o.path in outputs for o in entry.outs)
+            }
+            for entry in entries.values():
+                for out in entry.outs:
+                    if not out.cache:
+                        data = history.read(rev.sha, out.path)
+                        if data is not None:
+                            restored_files.append((out.path, data))
+    if restored_files and not force:
+        dirty = set(git.uncommitted())
+        touched = [path for path, _ in restored_files if path in dirty]
+        if touched:
+            raise UncommittedChangesError(
+                f"checkout would overwrite uncommitted change(s): {_listing(touched)}",
+                hint="commit them, or discard them with `repro checkout --force`",
+            )
+    pointers = files + stage_outputs(entries)
+
+    def publish() -> None:
+        staged: list[str] = []
+        for ptr in files:
+            publish_pointer(project, ptr)
+            staged.append(ptr.file)
+            folder, _, name = ptr.data.rpartition("/")
+            gitignore.ensure_ignored(
+                project.path(folder) if folder else project.root, name, tmp_dir=project.tmp_dir
+            )
+            staged.append(f"{folder}/.gitignore" if folder else ".gitignore")
+        if entries:
+            project.write_lock({**project.lock_entries(), **entries})
+            staged.append(LOCK_FILE)
+            for path, data in restored_files:
+                atomic.write_bytes(project.path(path), data, tmp_dir=project.tmp_dir)
+                staged.append(path)
+        if project.config.autostage:
+            git.add(sorted(set(staged)))
+
+    result = restore(project, pointers, force=force, progress=progress, after_apply=publish)
+    return replace(result, stages=tuple(sorted(entries)))
+
+
+def restore(
+    project: Project,
+    pointers: Sequence[Pointer],
+    *,
+    force: bool = False,
+    progress: Progress = SILENT,
+    fetch_missing: bool = True,
+    leaving: Sequence[Pointer] = (),
+    before_apply: Callable[[], None] | None = None,
+    after_apply: Callable[[], None] | None = None,
+) -> CheckoutResult:
+    """Plan every pointer, refuse on any conflict, then write the workspace.
+
+    `leaving`: tracked data to remove (when safely cached). `before_apply` runs once every check
+    has passed and before the first write; `after_apply` once the data is in place."""
     if fetch_missing and project.config.default_remote is not None:
         _fetch_missing(project, pointers, progress)
     with project.locked():
         plans = [plan(project, ptr, force=force) for ptr in pointers]
         conflicts = [c for p in plans for c in p.conflicts]
+        removals: list[Path] = []
+        for ptr in leaving:
+            path = project.path(ptr.data)
+            if not os.path.lexists(path):
+                continue
+            if force or _is_cached(project, path):
+                removals.append(path)
+            else:
+                conflicts.append(ptr.data)
         if conflicts:
-            shown = ", ".join(conflicts[:LISTED]) + (" …" if len(conflicts) > LISTED else "")
             raise UncommittedChangesError(
-                f"checkout would overwrite {len(conflicts)} uncommitted change(s): {shown}",
+                f"checkout would overwrite {len(conflicts)} uncommitted change(s): "
+                + _listing(conflicts),
                 hint="record them with `repro commit`, or discard them with `repro checkout --force`",
             )
+        if before_apply is not None:
+            before_apply()
         linker = Linker(project.store, project.config.link_types, project.tmp_dir)
         total = sum(len(p.writes) for p in plans)
         progress.start("checking out", total)
@@ -96,6 +279,13 @@ def checkout(
             if not item.is_noop:
                 apply(project, item, linker, progress)
         progress.finish()
+        for path in removals:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        if after_apply is not None:
+            after_apply()
     return CheckoutResult(
         written=total,
         deleted=sum(len(p.deletes) for p in plans),
@@ -103,7 +293,16 @@ def checkout(
         changed=tuple(p.ptr.data for p in plans if not p.is_noop),
         kept=tuple(f"{p.ptr.data}/{k}" for p in plans for k in p.kept),
         link_types=tuple(sorted(linker.used)),
+        removed=tuple(p.data for p in leaving if project.path(p.data) in removals),
     )
+
+
+def _listing(items: Sequence[str]) -> str:
+    return ", ".join(items[:LISTED]) + (" …" if len(items) > LISTED else "")
+
+
+def _nested(path: str, folder: str) -> bool:
+    return path.startswith(folder + "/")
 
 
 def _fetch_missing(project: Project, pointers: Sequence[Pointer], progress: Progress) -> None:

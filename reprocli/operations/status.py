@@ -65,9 +65,15 @@ class StatusReport:
 
 
 def select(
-    pointers: Sequence[Pointer], project: Project, paths: Sequence[str | Path]
+    pointers: Sequence[Pointer],
+    project: Project,
+    paths: Sequence[str | Path],
+    *,
+    at: str | None = None,
 ) -> list[Pointer]:
-    """The pointers whose data is, contains, or lies inside one of `paths` (all when empty)."""
+    """The pointers whose data is, contains, or lies inside one of `paths` (all when empty).
+
+    `at` names the revision the pointers come from, for the error when a path matches none."""
     if not paths:
         return list(pointers)
     wanted = [project.target(p) for p in paths]
@@ -81,6 +87,8 @@ def select(
                 matched.add(rel)
     for rel in wanted:
         if rel not in matched:
+            if at is not None:
+                raise UsageError(f"{rel}: not tracked by repro at {at}")
             raise UsageError(
                 f"{rel}: not tracked by repro", hint=f"track it with `repro add {rel}`"
             )
