@@ -9,6 +9,7 @@ Foreign exceptions are translated here into RemoteError, with credentials redact
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import re
 import shutil
@@ -89,6 +90,9 @@ class Remote(Protocol):
 
         Raises CorruptObjectError, uploading nothing, when `source` does not hash to `oid`.
         """
+
+    def modified(self, oid: ObjectId) -> float | None:
+        """When the object was written (POSIX seconds), or None when the store cannot say."""
 
     def delete(self, oid: ObjectId) -> None:
         """Remove object `oid` (missing is fine)."""
@@ -217,6 +221,12 @@ class LocalRemote:
         with contextlib.suppress(FileNotFoundError):
             self._path(oid).unlink()
 
+    def modified(self, oid: ObjectId) -> float | None:
+        try:
+            return self._path(oid).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def list_runs(self) -> set[str]:
         return _run_keys(str(p) for p in (self.root / "runs").glob("*/*"))
 
@@ -287,6 +297,19 @@ class FsspecRemote:
     def delete(self, oid: ObjectId) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(oid))
+
+    def modified(self, oid: ObjectId) -> float | None:
+        try:
+            info = self.fs.info(self._path(oid))
+        except FileNotFoundError:
+            return None
+        for key in ("LastModified", "mtime", "last_modified", "created"):
+            value = info.get(key)
+            if isinstance(value, datetime.datetime):
+                return value.timestamp()
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return None
 
     def commit(self) -> None:
         pass

@@ -19,7 +19,12 @@ def read(path: Path, name: str) -> dict[str, Any]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise InvalidFileError(f"{name}: parameters file does not exist") from None
-    suffix = path.suffix.lower()
+    return parse(data, name)
+
+
+def parse(data: bytes, name: str) -> dict[str, Any]:
+    """A parameters or metrics file's bytes as a mapping: JSON, TOML or YAML by `name`'s suffix."""
+    suffix = Path(name).suffix.lower()
     if suffix == ".json":
         try:
             value = json.loads(data)
@@ -35,7 +40,7 @@ def read(path: Path, name: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidFileError(f"{name}: a parameters file is a mapping")
+        raise InvalidFileError(f"{name}: expected a mapping of names to values")
     return value
 
 

@@ -1,0 +1,188 @@
+"""`repro gc`: delete cache objects that nothing kept refers to.
+
+The keep-set is every object named — directly or through a directory manifest — by the
+pointers and repro.lock of the workspace, of the Git index, of HEAD, and of the revisions
+asked for (`--all-branches/--all-tags/--all-commits`), plus the run-cache records whose
+outputs are all kept. Anything that cannot be read (a damaged pointer, a manifest not in the
+cache) aborts gc before it deletes a thing: an unknown reference could be to any object.
+
+Only names matching the object pattern are ever deleted, and an object younger than the grace
+period is kept whatever the keep-set says: another process (sharing the cache through
+`cache.dir`, or adding while this gc plans) may be about to name it. The repository lock is
+held throughout, so adds in this repository wait for gc.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from reprocli.core import manifest, pointer
+from reprocli.core.hashing import ObjectId, is_dir_oid
+from reprocli.core.paths import RepoPath
+from reprocli.core.pointer import Pointer
+from reprocli.errors import CorruptObjectError, MissingObjectError
+from reprocli.operations.scope import Revisions
+from reprocli.project import LOCK_FILE, Project, stage_outputs
+
+DEFAULT_GRACE = 3600.0
+"""Seconds: objects written more recently than this are never deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What gc deletes (or, dry, would delete) in one store."""
+
+    where: str
+    kept: int
+    doomed: tuple[ObjectId, ...]
+    freed: int
+    recent: int
+    runs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """The local sweep and, with `-r`, the remote one."""
+
+    local: Sweep
+    remote: Sweep | None = None
+    dry: bool = False
+
+
+def plan_scope(project: Project, revisions: Revisions) -> list[Pointer]:
+    """Every pointer record gc must keep: workspace, index, HEAD and the revisions asked for."""
+    found = project.tracked() + _indexed(project)
+    if project.git is not None:
+        revs = project.git.revisions(
+            branches=revisions.all_branches, tags=revisions.all_tags, commits=revisions.all_commits
+        )
+        found += project.pointers_at(revs)
+    return found
+
+
+def _indexed(project: Project) -> list[Pointer]:
+    """Pointers and lock outputs staged in the Git index (added but not yet committed)."""
+    if project.git is None:
+        return []
+    listing = project.git.run("ls-files", "-s", "-z", "--", "*" + pointer.SUFFIX, LOCK_FILE)
+    files: list[tuple[str, str]] = []
+    for record in listing.split("\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition("\t")
+        if path == LOCK_FILE or path.endswith(pointer.SUFFIX):
+            files.append((path, meta.split()[1]))
+    blobs = project.git.read_blobs([sha for _, sha in files])
+    found: list[Pointer] = []
+    for (path, _), data in zip(files, blobs, strict=True):
+        if path == LOCK_FILE:
+            from reprocli.pipeline import lockfile  # noqa: PLC0415 - pipelines only
+
+            found += stage_outputs(lockfile.decode(data))
+        else:
+            found.append(pointer.decode(data, file=RepoPath(path), where=f"index:{path}"))
+    return found
+
+
+def reachable(
+    pointers: Iterable[Pointer], read_manifest: Callable[[ObjectId], bytes]
+) -> set[ObjectId]:
+    """Every object the pointers name, with the files of each directory manifest."""
+    keep: set[ObjectId] = set()
+    for ptr in pointers:
+        if ptr.oid in keep:
+            continue
+        keep.add(ptr.oid)
+        if is_dir_oid(ptr.oid):
+            try:
+                data = read_manifest(ptr.oid)
+            except (MissingObjectError, CorruptObjectError) as exc:
+                raise type(exc)(
+                    f"{ptr.file}: cannot read the manifest of {ptr.data} ({exc}); "
+                    "gc cannot tell which objects it still needs, so it deletes nothing",
+                    hint="fetch it (`repro fetch` with the same revision flags) or gc a narrower "
+                    "set of revisions",
+                ) from None
+            keep.update(e.oid for e in manifest.decode(data, where=f"{ptr.file}: manifest"))
+    return keep
+
+
+def gc(
+    project: Project,
+    revisions: Revisions,
+    *,
+    remote: str | None = None,
+    dry: bool = False,
+    grace: float = DEFAULT_GRACE,
+    confirm: Callable[[GcReport], bool] | None = None,
+) -> GcReport:
+    """Delete unreferenced objects (and run records) from the cache, and from `remote` if given.
+
+    Everything is planned first; `confirm` sees the plan and may stop gc before any delete."""
+    from reprocli.pipeline.runcache import RunCache  # noqa: PLC0415
+
+    with project.locked():
+        store = project.store
+        keep = reachable(plan_scope(project, revisions), store.read_bytes)
+        runs = RunCache(project.cache_root)
+        doomed_runs = []
+        for run_key in runs.keys():  # noqa: SIM118 - RunCache is not a mapping
+            outs = runs.load(run_key) or ()
+            if outs and all(o.oid in keep for o in outs if o.cache):
+                keep.update(o.oid for o in outs)
+            else:
+                doomed_runs.append(run_key)
+        cutoff = time.time() - grace
+        doomed, freed, recent = [], 0, 0
+        for oid in store.iter_oids():
+            if oid in keep:
+                continue
+            try:
+                st = os.lstat(store.os_path(oid))
+            except FileNotFoundError:
+                continue
+            if st.st_mtime > cutoff:
+                recent += 1
+                continue
+            doomed.append(oid)
+            freed += st.st_size
+        local = Sweep(
+            str(project.cache_root),
+            len(keep),
+            tuple(sorted(doomed)),
+            freed,
+            recent,
+            tuple(sorted(doomed_runs)),
+        )
+        remote_sweep = _plan_remote(project, remote, keep, cutoff) if remote else None
+        report = GcReport(local, remote_sweep, dry)
+        if dry or (confirm is not None and not confirm(report)):
+            return report
+        for run_key in local.runs:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(runs.path_of(run_key))
+        for oid in local.doomed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(store.os_path(oid))
+        if remote_sweep is not None and remote is not None:
+            target = project.open_remote(remote, jobs=project.transfer_jobs(remote, None))
+            for oid in remote_sweep.doomed:
+                target.delete(oid)
+    return report
+
+
+def _plan_remote(project: Project, name: str, keep: set[ObjectId], cutoff: float) -> Sweep:
+    target = project.open_remote(name, jobs=project.transfer_jobs(name, None))
+    present = target.list_oids()
+    doomed, recent = [], 0
+    for oid in sorted(present - keep):
+        modified = target.modified(oid)
+        if modified is not None and modified > cutoff:
+            recent += 1
+            continue
+        doomed.append(oid)
+    return Sweep(target.name, len(present & keep), tuple(doomed), 0, recent)
