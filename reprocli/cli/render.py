@@ -58,6 +58,42 @@ def emit_json(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps({"version": 1, **payload}, indent=2, sort_keys=True) + "\n")
 
 
+def warn(opts: Options, text: str) -> None:
+    """Print a warning line on stderr (silenced by -q)."""
+    if not opts.quiet:
+        sys.stderr.write(f"warning: {one_line(text)}\n")
+
+
+def cell(value: Any) -> str:
+    """A value as a table shows it: numbers as written, absent as `-`."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return one_line(str(value))
+
+
+def table(headers: list[str], rows: list[list[str]], *, markdown: bool = False) -> None:
+    """Print rows under headers: aligned columns, or a Markdown table (for a pull request)."""
+    if markdown:
+
+        def md(cells: list[str]) -> str:
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+        out(md(headers))
+        out("|" + "|".join("---" for _ in headers) + "|")
+        for row in rows:
+            out(md(row))
+        return
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        out("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
 def size(n: int) -> str:
     """A byte count for humans: 1.5 MiB."""
     value = float(n)

@@ -213,7 +213,7 @@ class History:
             found, kind, _ = self._repo.git.get_object_header(f"{sha}:{path}")
         except ValueError:
             return None
-        return str(found) if kind == "blob" else None
+        return _text(found) if _text(kind) == "blob" else None
 
     def read_blob(self, blob: str) -> bytes:
         """The content of blob `blob`."""
@@ -252,3 +252,7 @@ class History:
                 except ValueError:  # a tag of a tree or blob: no commit to read
                     continue
         return sorted(named)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("ascii") if isinstance(value, bytes) else value

@@ -37,7 +37,10 @@ class Lineage:
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """One version of the artifact, at the commit that introduced it (oid None: removed)."""
+    """One version of the artifact, at the commit that introduced it.
+
+    `oid` is None when the commit no longer tracks it, or (with a `note` saying why) when its
+    version cannot be known here."""
 
     commit: CommitInfo
     oid: ObjectId | None
@@ -53,6 +56,8 @@ class LogReport:
 
     path: RepoPath
     versions: tuple[Version, ...]
+    refs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Branch and tag names of the listed commits."""
 
 
 def log(project: Project, user_path: str | Path, *, rev: str = "HEAD") -> LogReport:
@@ -72,20 +77,26 @@ def log(project: Project, user_path: str | Path, *, rev: str = "HEAD") -> LogRep
         previous: Version | None = None
         for commit in reversed(commits):  # oldest first, to find where each version began
             version = reader.version_at(commit)
-            if previous is None and version.oid is None:
+            if previous is None and version.oid is None and version.note is None:
                 continue
-            if previous is None or (version.oid, version.lineage) != (
+            if previous is None or (version.oid, version.lineage, version.note) != (
                 previous.oid,
                 previous.lineage,
+                previous.note,
             ):
                 found.append(version)
                 previous = version
+        shown = {v.commit.sha for v in found}
+        refs: dict[str, tuple[str, ...]] = {}
+        for name, sha in history.refs(branches=True, tags=True):
+            if sha in shown:
+                refs[sha] = (*refs.get(sha, ()), name)
     if not found:
         raise UsageError(
             f"{rel}: never tracked by repro in the history of {rev}",
             hint="repro log follows PATH.repro pointers and stage outputs in repro.lock",
         )
-    return LogReport(rel, tuple(reversed(found)))
+    return LogReport(rel, tuple(reversed(found)), refs)
 
 
 class _Reader:
@@ -131,11 +142,9 @@ class _Reader:
         if entries is None:
             return Version(
                 commit,
-                oid,
-                size,
-                nfiles,
-                lineage,
-                note=f"inside {holder}, whose manifest {oid} is not in the cache (repro fetch)",
+                None,
+                lineage=lineage,
+                note=f"inside {holder} {oid}, whose manifest is not in the cache (repro fetch)",
             )
         inner = self.rel[len(holder) + 1 :]
         for entry in entries:
