@@ -84,6 +84,14 @@ def main() -> None:
     repro("run", cwd=project)
     sh("cat", "metrics.json", cwd=project)
     git("commit", "-q", "-a", "-m", "train.lr = 0.3", cwd=project)
+    git("tag", "v2", cwd=project)
+
+    step("compare the experiments: parameters, metrics, data, and a model's history")
+    repro("params", "diff", "v1", "v2", cwd=project)
+    repro("metrics", "diff", "v1", "v2", cwd=project)
+    repro("metrics", "show", "--all-tags", cwd=project)
+    repro("diff", "v1", "v2", cwd=project)
+    repro("log", "models/model.json", cwd=project)
 
     step("revert it: the outputs come back from the run-cache, nothing executes")
     params.write_text(params.read_text().replace("lr: 0.3", "lr: 0.1"))
@@ -135,6 +143,20 @@ def main() -> None:
         if not same:
             sys.exit(f"demo failed: {rel} differs in the clone")
     repro("run", cwd=clone)
+
+    step("v2 was worse: roll the model back to v1 (HEAD stays; the rollback is staged)")
+    repro("checkout", "v1", "--", "models/model.json", cwd=project)
+    git("status", "--short", cwd=project)
+    repro("status", cwd=project)
+    git("commit", "-q", "-m", "roll the model back to v1", cwd=project)
+    repro("log", "models/model.json", cwd=project)
+
+    step("the whole project at v1, data and all, compared with today's, then back")
+    repro("checkout", "v1", cwd=project)
+    repro("status", "--check", cwd=project)
+    repro("metrics", "diff", "main", "v1", "--md", cwd=project)
+    repro("checkout", "main", cwd=project)
+    repro("status", cwd=project)
 
     print(f"\ndemo finished: every step behaved as expected ({project})")
 
