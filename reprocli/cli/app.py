@@ -146,6 +146,6 @@ def options(
     return opts
 
 
-from reprocli.cli import data, history, pipeline, remote, sync  # noqa: E402, F401 - registers the commands
+from reprocli.cli import data, history, hooks, pipeline, remote, sync  # noqa: E402, F401 - registers
 
 __all__ = ["app"]

@@ -1,0 +1,130 @@
+"""`repro hooks install|uninstall|run` and `repro doctor`."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from reprocli.cli import render
+from reprocli.cli.app import Json, Quiet, Verbose, app, options
+
+hooks_app = typer.Typer(
+    help="Git hooks that keep data in step with Git (checkout, push, commit).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(hooks_app, name="hooks", rich_help_panel="Hooks and CI")
+
+_DESCRIBE = {
+    "installed": "installed",
+    "upgraded": "upgraded (it was repro's)",
+    "chained": "installed; the hook that was there runs first (kept as {name}.pre-repro)",
+    "removed": "removed",
+    "restored": "removed; the hook it replaced is back",
+    "absent": "not installed",
+    "foreign": "not repro's: left alone",
+}
+
+
+@hooks_app.command("install")
+def install(
+    ctx: typer.Context,
+    pre_commit_tool: Annotated[
+        bool,
+        typer.Option(
+            "--pre-commit-tool",
+            help="Add repro's hooks to .pre-commit-config.yaml instead of .git/hooks.",
+        ),
+    ] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = 0,
+    json: Json = False,
+) -> None:
+    """post-checkout/merge/rewrite → repro checkout; pre-push → repro push; pre-commit → status --check."""
+    from reprocli.operations import hooks
+    from reprocli.project import Project
+
+    opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    project = Project.discover()
+    if pre_commit_tool:
+        path, changed = hooks.configure_pre_commit(project)
+        if opts.json:
+            render.emit_json({"pre_commit_config": str(path), "changed": changed})
+            return
+        if changed:
+            render.note(opts, f"added repro-status, repro-push and repro-checkout to {path.name}")
+            render.note(
+                opts,
+                "next: pre-commit install --hook-type pre-commit --hook-type pre-push "
+                "--hook-type post-checkout --hook-type post-merge --hook-type post-rewrite",
+            )
+        else:
+            render.note(opts, f"{path.name} already runs repro's hooks")
+        return
+    changes = hooks.install(project)
+    _print_changes(opts, changes)
+
+
+@hooks_app.command("uninstall")
+def uninstall(
+    ctx: typer.Context, quiet: Quiet = False, verbose: Verbose = 0, json: Json = False
+) -> None:
+    """Remove repro's hooks, restoring any hook they replaced."""
+    from reprocli.operations import hooks
+    from reprocli.project import Project
+
+    opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    _print_changes(opts, hooks.uninstall(Project.discover()))
+
+
+def _print_changes(opts: render.Options, changes: list) -> None:  # type: ignore[type-arg]
+    if opts.json:
+        render.emit_json(
+            {"hooks": [{"hook": c.hook, "path": str(c.path), "action": c.action} for c in changes]}
+        )
+        return
+    for change in changes:
+        render.note(opts, f"{change.hook}: {_DESCRIBE[change.action].format(name=change.hook)}")
+
+
+@hooks_app.command(
+    "run",
+    hidden=True,
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+def run(
+    ctx: typer.Context,
+    hook: Annotated[str, typer.Argument(help="The Git hook being run.")],
+    args: Annotated[list[str] | None, typer.Argument(help="Git's arguments to the hook.")] = None,
+) -> None:
+    """What an installed hook runs (the hook stubs call this)."""
+    from reprocli.errors import NotAProjectError
+    from reprocli.operations import hooks
+    from reprocli.project import Project
+
+    opts = options(ctx)
+    try:
+        project = Project.discover()
+    except NotAProjectError:
+        return  # a Git repository that does not use repro
+    action = hooks.decide(project.root, hook, args or [], os.environ)
+    if action is None:
+        return
+    if action == "status":
+        from reprocli.cli.data import status
+
+        status(ctx, check=True)
+    elif action == "push":
+        if project.config.default_remote is None:
+            render.warn(opts, "repro pre-push: no default remote, data not pushed")
+            return
+        from reprocli.cli.sync import push
+
+        push(ctx)
+    else:
+        from reprocli.cli.data import checkout
+
+        ctx.meta["after_dashdash"] = None
+        checkout(ctx)

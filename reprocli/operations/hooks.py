@@ -1,0 +1,264 @@
+"""`repro hooks install|uninstall`: Git hooks that keep data in step with Git.
+
+- post-checkout, post-merge, post-rewrite → `repro checkout` (data follows `git checkout`,
+  `git pull`, a finished rebase);
+- pre-push → `repro push` (data reaches the remote before the commits that name it);
+- pre-commit → `repro status --check` (no commit whose pointers disagree with the data).
+
+Hooks go where Git runs them: `git rev-parse --git-path hooks`, which honours
+`core.hooksPath` and, in a linked worktree, names the common hooks folder. Each stub is a
+few lines of sh carrying a marker line, so that install upgrades its own stubs and never
+touches anybody else's: a hook already there is renamed `<hook>.pre-repro` and run first,
+with the same arguments and standard input, and `uninstall` puts it back.
+
+What a hook does is decided in Python (`decide`), by `repro hooks run HOOK ARGS...`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from reprocli.core import atomic, gitrepo, yamlio
+from reprocli.errors import InvalidFileError, UsageError
+from reprocli.project import Project
+
+MARKER = "# installed by repro, hook format 1"
+CHAINED = ".pre-repro"
+HOOKS = {
+    "pre-commit": "status",
+    "pre-push": "push",
+    "post-checkout": "checkout",
+    "post-merge": "checkout",
+    "post-rewrite": "checkout",
+}
+READS_STDIN = {"pre-push", "post-rewrite"}
+SKIP_ENV = "REPRO_NO_HOOKS"
+
+Action = Literal["status", "push", "checkout"]
+
+
+@dataclass(frozen=True, slots=True)
+class HookChange:
+    """What install or uninstall did to one hook file."""
+
+    hook: str
+    path: Path
+    action: str  # installed, upgraded, chained, removed, restored, absent, foreign
+
+
+def hooks_dir(project: Project) -> Path:
+    """Where Git looks for this repository's hooks."""
+    if project.git is None:
+        raise UsageError("hooks need Git (this project was made with --no-scm)")
+    rel = project.git.run("rev-parse", "--git-path", "hooks").strip()
+    return (project.root / rel).absolute()
+
+
+def stub(hook: str, python: str = sys.executable) -> str:
+    """The hook script: run the chained hook first, then `repro hooks run HOOK`."""
+    py = shlex.quote(python)
+    lines = [
+        "#!/bin/sh",
+        MARKER,
+        "# `repro hooks uninstall` removes it and restores the hook it replaced, if any.",
+        f'chained="$0{CHAINED}"',
+    ]
+    if hook in READS_STDIN:
+        lines += [
+            'input=$(mktemp "${TMPDIR:-/tmp}/repro-hook.XXXXXX") || exit 2',
+            "trap 'rm -f \"$input\"' EXIT",
+            'cat > "$input"',
+            'if [ -x "$chained" ]; then "$chained" "$@" < "$input" || exit $?; fi',
+        ]
+    else:
+        lines.append('if [ -x "$chained" ]; then "$chained" "$@" || exit $?; fi')
+    lines += [
+        f'[ -n "${gitrepo.HOOK_GUARD}" ] && exit 0  # repro ran this git: it handles the data',
+        f'[ "${SKIP_ENV}" = 1 ] && exit 0',
+        f"if [ -x {py} ] && {py} -c 'import reprocli' 2>/dev/null; then",
+        f'    {py} -m reprocli hooks run {hook} "$@"',
+        "elif command -v repro >/dev/null 2>&1; then",
+        f'    repro hooks run {hook} "$@"',
+        "else",
+        f'    echo "repro {hook} hook: repro is not installed (pip install repro, or repro hooks uninstall)" >&2',
+        "    exit 2" if hook in ("pre-push", "pre-commit") else "    exit 0",
+        "fi",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def is_ours(path: Path) -> bool:
+    """Whether the hook file at `path` was written by repro."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    return MARKER.encode() in head
+
+
+def install(project: Project, hooks: Sequence[str] = tuple(HOOKS)) -> list[HookChange]:
+    """Install the stubs, chaining any foreign hook already there (idempotent)."""
+    folder = hooks_dir(project)
+    folder.mkdir(parents=True, exist_ok=True)
+    project.tmp_dir.mkdir(parents=True, exist_ok=True)
+    changes = []
+    for hook in hooks:
+        path = folder / hook
+        chained = folder / (hook + CHAINED)
+        if os.path.lexists(path) and not is_ours(path):
+            if os.path.lexists(chained):
+                raise UsageError(
+                    f"{path}: a hook is there and so is {chained.name}; refusing to overwrite either",
+                    hint=f"merge them by hand, or remove {chained}",
+                )
+            os.rename(path, chained)
+            action = "chained"
+        else:
+            action = "upgraded" if os.path.lexists(path) else "installed"
+        atomic.write_bytes(path, stub(hook).encode(), tmp_dir=project.tmp_dir)
+        os.chmod(path, 0o755)
+        changes.append(HookChange(hook, path, action))
+    return changes
+
+
+def uninstall(project: Project, hooks: Sequence[str] = tuple(HOOKS)) -> list[HookChange]:
+    """Remove repro's stubs and put back the hooks they replaced; leave foreign hooks alone."""
+    folder = hooks_dir(project)
+    changes = []
+    for hook in hooks:
+        path = folder / hook
+        chained = folder / (hook + CHAINED)
+        if not os.path.lexists(path):
+            changes.append(HookChange(hook, path, "absent"))
+            continue
+        if not is_ours(path):
+            changes.append(HookChange(hook, path, "foreign"))
+            continue
+        if os.path.lexists(chained):
+            os.replace(chained, path)
+            changes.append(HookChange(hook, path, "restored"))
+        else:
+            path.unlink()
+            changes.append(HookChange(hook, path, "removed"))
+    return changes
+
+
+def decide(root: Path, hook: str, args: Sequence[str], env: Mapping[str, str]) -> Action | None:
+    """What `repro hooks run HOOK ARGS` should do here, or None to do nothing.
+
+    Nothing when repro itself ran the git command, when REPRO_NO_HOOKS=1, for a
+    post-checkout of files (flag 0), and while a rebase, merge or cherry-pick is under way
+    (its intermediate checkouts are not states the user asked for)."""
+    if hook not in HOOKS:
+        raise UsageError(f"unknown hook {hook!r} (known: {', '.join(HOOKS)})")
+    if env.get(gitrepo.HOOK_GUARD) or env.get(SKIP_ENV) == "1":
+        return None
+    if hook == "post-checkout":
+        flag = args[2] if len(args) >= 3 else env.get("PRE_COMMIT_CHECKOUT_TYPE", "1")
+        if flag != "1":
+            return None
+    if HOOKS[hook] == "checkout" and _in_progress(root):
+        return None
+    return HOOKS[hook]  # type: ignore[return-value]
+
+
+def _in_progress(root: Path) -> bool:
+    """Whether a rebase, merge or cherry-pick is under way in the repository at `root`."""
+    repo = gitrepo.GitRepo(root)
+    git_dir = root / repo.run("rev-parse", "--git-dir").strip()
+    return any(
+        (git_dir / name).exists()
+        for name in ("rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD")
+    )
+
+
+PRE_COMMIT_CONFIG = ".pre-commit-config.yaml"
+_HOOK_IDS = ("repro-status", "repro-push", "repro-checkout")
+
+
+def pre_commit_block(indent: str) -> str:
+    """The `repo: local` entry running repro's hooks with the repro already installed."""
+    entries = [
+        ("repro-status", "repro status --check", "repro status --check", "[pre-commit]"),
+        ("repro-push", "repro push", "repro push", "[pre-push]"),
+        (
+            "repro-checkout",
+            "repro checkout",
+            "repro hooks run post-checkout",
+            "[post-checkout, post-merge, post-rewrite]",
+        ),
+    ]
+    lines = [f"{indent}- repo: local", f"{indent}  hooks:"]
+    for hook_id, name, entry, stages in entries:
+        lines += [
+            f"{indent}    - id: {hook_id}",
+            f"{indent}      name: {name}",
+            f"{indent}      entry: {entry}",
+            f"{indent}      language: system",
+            f"{indent}      pass_filenames: false",
+            f"{indent}      always_run: true",
+            f"{indent}      require_serial: true",
+            f"{indent}      stages: {stages}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def configure_pre_commit(project: Project) -> tuple[Path, bool]:
+    """Add repro's hooks to the project's .pre-commit-config.yaml (kept as written: the block
+    is inserted as text, so comments and layout survive); return (file, whether it changed)."""
+    path = project.root / PRE_COMMIT_CONFIG
+    project.tmp_dir.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# repro's hooks; install them with:\n"
+        "#   pre-commit install --hook-type pre-commit --hook-type pre-push "
+        "--hook-type post-checkout --hook-type post-merge --hook-type post-rewrite\n"
+    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        atomic.write_bytes(
+            path, (header + "repos:\n" + pre_commit_block("  ")).encode(), tmp_dir=project.tmp_dir
+        )
+        return path, True
+    value = yamlio.load(text.encode(), where=PRE_COMMIT_CONFIG)
+    if not isinstance(value, dict) or not isinstance(value.get("repos", []), list):
+        raise InvalidFileError(f"{PRE_COMMIT_CONFIG}: expected a mapping with a `repos:` list")
+    present = {
+        hook.get("id")
+        for repo in value.get("repos") or []
+        if isinstance(repo, dict)
+        for hook in repo.get("hooks") or []
+        if isinstance(hook, dict)
+    }
+    if present.issuperset(_HOOK_IDS):
+        return path, False
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    start = next((i for i, line in enumerate(lines) if line.startswith("repos:")), None)
+    if start is None:
+        new = "".join(lines) + "repos:\n" + pre_commit_block("  ")
+    elif lines[start].strip() == "repos: []":
+        lines[start] = "repos:\n" + pre_commit_block("  ")
+        new = "".join(lines)
+    else:
+        end = start + 1
+        indent = "  "
+        for i in range(start + 1, len(lines)):
+            line = lines[i]
+            if line.strip() and not line.startswith((" ", "-", "#")):
+                break  # the next top-level key
+            if line.lstrip().startswith("- ") and end == start + 1:
+                indent = line[: len(line) - len(line.lstrip())]
+            if line.strip():
+                end = i + 1
+        new = "".join(lines[:end]) + pre_commit_block(indent) + "".join(lines[end:])
+    atomic.write_bytes(path, new.encode(), tmp_dir=project.tmp_dir)
+    return path, True
