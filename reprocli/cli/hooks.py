@@ -128,3 +128,60 @@ def run(
 
         ctx.meta["after_dashdash"] = None
         checkout(ctx)
+
+
+@app.command(rich_help_panel="Hooks and CI")
+def doctor(
+    ctx: typer.Context, quiet: Quiet = False, verbose: Verbose = 0, json: Json = False
+) -> None:
+    """Versions, Git, the cache (free space, link type in use) and whether each remote answers."""
+    from reprocli.operations.doctor import doctor as run_doctor
+
+    opts = options(ctx, quiet=quiet, verbose=verbose, json=json)
+    report = run_doctor()
+    if opts.json:
+        render.emit_json(
+            {
+                "repro": report.repro,
+                "python": report.python,
+                "system": report.system,
+                "libraries": report.libraries,
+                "git": report.git,
+                "project": report.project,
+                "cache": report.cache,
+                "free_bytes": report.free_bytes,
+                "link_type": report.link_type,
+                "remotes": [
+                    {
+                        "name": r.name,
+                        "url": r.url,
+                        "default": r.default,
+                        "reachable": r.reachable,
+                        "detail": r.detail,
+                    }
+                    for r in report.remotes
+                ],
+                "problems": list(report.problems),
+            }
+        )
+    else:
+        render.out(f"repro      {report.repro}")
+        render.out(f"python     {report.python} on {report.system}")
+        render.out(f"git        {report.git or 'not found'}")
+        render.out(
+            "libraries  "
+            + ", ".join(f"{name} {v or 'MISSING'}" for name, v in report.libraries.items())
+        )
+        render.out(f"project    {report.project or '-'}")
+        if report.cache is not None:
+            free = "" if report.free_bytes is None else f" ({render.size(report.free_bytes)} free)"
+            render.out(f"cache      {report.cache}{free}")
+            render.out(f"link type  {report.link_type or 'none works'}")
+        for r in report.remotes:
+            mark = " (default)" if r.default else ""
+            state = "reachable" if r.reachable else f"UNREACHABLE: {r.detail}"
+            render.out(f"remote     {r.name}{mark} {r.url}: {state}")
+        for problem in report.problems:
+            render.warn(opts, problem)
+    if report.problems:
+        raise typer.Exit(1)
