@@ -61,8 +61,12 @@ class GitRepo:
             env={**os.environ, HOOK_GUARD: "1"},
         )
         if check and result.returncode != 0:
-            lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
-            detail = lines[-1] if lines else f"exit code {result.returncode}"
+            lines = [
+                line.strip().removeprefix("error: ").removeprefix("fatal: ")
+                for line in result.stderr.decode("utf-8", "replace").splitlines()
+                if line.strip() and line.strip() != "Aborting" and not line.startswith("hint:")
+            ]
+            detail = " ".join(lines)[:500] if lines else f"exit code {result.returncode}"
             raise GitError(f"git {args[0]} failed: {detail}")
         return result.stdout.decode("utf-8", "surrogateescape")
 

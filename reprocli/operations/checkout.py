@@ -19,7 +19,7 @@ from pathlib import Path
 
 from reprocli.core import atomic, gitignore, gitrepo, manifest, workspace
 from reprocli.core.gitrepo import History
-from reprocli.core.hashing import ObjectId
+from reprocli.core.hashing import DIR_SUFFIX, ObjectId
 from reprocli.core.links import Linker
 from reprocli.core.manifest import Entry
 from reprocli.core.paths import RepoPath, has_symlink_parent
@@ -27,6 +27,7 @@ from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
 from reprocli.core.stat_cache import Record, is_racy
 from reprocli.errors import (
+    InvalidFileError,
     MissingObjectError,
     UncommittedChangesError,
     UnsafePathError,
@@ -155,14 +156,29 @@ def switch(
         for p in project.tracked()
         if not any(p.data == w or _nested(p.data, w) or _nested(w, p.data) for w in wanted)
     ]
+    # Data that Git itself tracks on the other side: Git writes (or removes) those files, so
+    # repro only checks that nothing uncommitted is lost, and plans them again after the move.
+    git_at_rev = _git_tracked(git, rev.sha, [p.data for p in leaving])
+    git_now = _git_tracked(git, "HEAD", wanted)
     return restore(
         project,
         target,
         force=force,
         progress=progress,
-        leaving=leaving,
+        leaving=[p for p in leaving if p.data not in git_at_rev],
+        protect=[p for p in leaving if p.data in git_at_rev],
+        replan=git_now,
         before_apply=lambda: git.switch(rev.name),
     )
+
+
+def _git_tracked(git: gitrepo.GitRepo, rev: str, paths: Sequence[str]) -> set[str]:
+    """Which of `paths` (files or folders) have files committed in Git at `rev`."""
+    if not paths:
+        return set()
+    listed = git.run("ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", *paths)
+    names = [n for n in listed.split("\0") if n]
+    return {p for p in paths if any(n == p or n.startswith(p + "/") for n in names)}
 
 
 def rollback(
@@ -183,25 +199,38 @@ def rollback(
 
     git = project.git
     assert git is not None and rev.sha is not None
-    chosen = select(project.pointers_at([rev.sha]), project, paths, at=rev.name)
-    files = [p for p in chosen if p.origin is None]
-    entries: dict[str, lockfile.LockEntry] = {}
-    restored_files: list[tuple[str, bytes]] = []
-    if len(files) < len(chosen):
-        with History(project.root) as history:
-            old_lock = lockfile.decode(history.read(rev.sha, LOCK_FILE) or b"")
-            outputs = {p.data for p in chosen if p.origin is not None}
-            entries = {
-                name: entry
-                for name, entry in old_lock.items()
-                if any(o.path in outputs for o in entry.outs)
-            }
-            for entry in entries.values():
-                for out in entry.outs:
-                    if not out.cache:
-                        data = history.read(rev.sha, out.path)
-                        if data is not None:
-                            restored_files.append((out.path, data))
+    with History(project.root) as history:
+        old_lock = lockfile.decode(history.read(rev.sha, LOCK_FILE) or b"")
+        uncached = [
+            Pointer(o.path, o.oid, o.size, o.nfiles, origin=f"{LOCK_FILE}: stage {name!r}")
+            for name, entry in old_lock.items()
+            for o in entry.outs
+            if not o.cache
+        ]
+        candidates = project.pointers_at([rev.sha]) + uncached
+        wanted = [project.target(p) for p in paths]
+        inside = {
+            rel: holder
+            for rel in wanted
+            if (holder := _holder(candidates, rel)) is not None and holder.origin is None
+        }
+        whole = [rel for rel in wanted if rel not in inside]
+        chosen = select(candidates, project, whole, at=rev.name) if whole else []
+        files = [p for p in chosen if p.origin is None]
+        files += _partial(project, inside, rev, progress)
+        outputs = {p.data for p in chosen if p.origin is not None}
+        entries = {
+            name: entry
+            for name, entry in old_lock.items()
+            if any(o.path in outputs for o in entry.outs)
+        }
+        restored_files: list[tuple[str, bytes]] = []
+        for entry in entries.values():
+            for out in entry.outs:
+                if not out.cache:
+                    data = history.read(rev.sha, out.path)
+                    if data is not None:
+                        restored_files.append((out.path, data))
     if restored_files and not force:
         dirty = set(git.uncommitted())
         touched = [path for path, _ in restored_files if path in dirty]
@@ -210,6 +239,7 @@ def rollback(
                 f"checkout would overwrite uncommitted change(s): {_listing(touched)}",
                 hint="commit them, or discard them with `repro checkout --force`",
             )
+    files = list({p.data: p for p in files}.values())
     pointers = files + stage_outputs(entries)
 
     def publish() -> None:
@@ -235,6 +265,48 @@ def rollback(
     return replace(result, stages=tuple(sorted(entries)))
 
 
+def _holder(candidates: Sequence[Pointer], rel: str) -> Pointer | None:
+    """The tracked directory that `rel` lies inside, among `candidates`."""
+    return next((p for p in candidates if p.is_dir and _nested(rel, p.data)), None)
+
+
+def _partial(
+    project: Project, inside: dict[RepoPath, Pointer], rev: Rev, progress: Progress
+) -> list[Pointer]:
+    """Pointers for directories of which only some paths come back from `rev`: today's
+    manifest with the entries under each such path replaced by `rev`'s."""
+    if not inside:
+        return []
+    store = project.store
+    if project.config.default_remote is not None:
+        _fetch_missing(project, list(inside.values()), progress)
+    result: dict[str, Pointer] = {}
+    for rel, holder in inside.items():
+        current = result.get(holder.data)
+        if current is None:
+            try:
+                current = project.read_pointer(holder.file)
+            except InvalidFileError:
+                current = None
+        if current is None or not current.is_dir:
+            result[holder.data] = holder  # not a directory now: it comes back whole
+            continue
+        now = manifest.decode(store.read_bytes(current.oid), where=f"{current.file}: manifest")
+        then = manifest.decode(store.read_bytes(holder.oid), where=f"{rev.name}:{holder.file}")
+        inner = rel[len(holder.data) + 1 :]
+
+        def under(entry: Entry, inner: str = inner) -> bool:
+            return entry.path == inner or entry.path.startswith(inner + "/")
+
+        back = [e for e in then if under(e)]
+        if not back:
+            raise UsageError(f"{rel}: not in {holder.data} at {rev.name}")
+        merged = sorted([e for e in now if not under(e)] + back, key=lambda e: e.path)
+        oid = store.put_bytes(manifest.encode(merged), suffix=DIR_SUFFIX)
+        result[holder.data] = Pointer(holder.data, oid, sum(e.size for e in merged), len(merged))
+    return list(result.values())
+
+
 def restore(
     project: Project,
     pointers: Sequence[Pointer],
@@ -243,25 +315,32 @@ def restore(
     progress: Progress = SILENT,
     fetch_missing: bool = True,
     leaving: Sequence[Pointer] = (),
+    protect: Sequence[Pointer] = (),
+    replan: set[str] | None = None,
     before_apply: Callable[[], None] | None = None,
     after_apply: Callable[[], None] | None = None,
 ) -> CheckoutResult:
     """Plan every pointer, refuse on any conflict, then write the workspace.
 
-    `leaving`: tracked data to remove (when safely cached). `before_apply` runs once every check
-    has passed and before the first write; `after_apply` once the data is in place."""
+    `leaving`: tracked data to remove (when safely cached); `protect`: tracked data that
+    `before_apply` will replace, which must be safely cached too. `replan`: data paths that
+    `before_apply` changes (Git files becoming data): Git holds their bytes, so they are planned
+    with force, and planned again once it has run. `before_apply` runs once every check has
+    passed and before the first write; `after_apply` once the data is in place."""
     if fetch_missing and project.config.default_remote is not None:
         _fetch_missing(project, pointers, progress)
     with project.locked():
-        plans = [plan(project, ptr, force=force) for ptr in pointers]
+        replan = replan or set()
+        plans = [plan(project, ptr, force=force or ptr.data in replan) for ptr in pointers]
         conflicts = [c for p in plans for c in p.conflicts]
         removals: list[Path] = []
-        for ptr in leaving:
+        for ptr in [*leaving, *protect]:
             path = project.path(ptr.data)
             if not os.path.lexists(path):
                 continue
             if force or _is_cached(project, path):
-                removals.append(path)
+                if ptr in leaving:
+                    removals.append(path)
             else:
                 conflicts.append(ptr.data)
         if conflicts:
@@ -272,6 +351,7 @@ def restore(
             )
         if before_apply is not None:
             before_apply()
+            plans = [plan(project, p.ptr, force=True) if p.ptr.data in replan else p for p in plans]
         linker = Linker(project.store, project.config.link_types, project.tmp_dir)
         total = sum(len(p.writes) for p in plans)
         progress.start("checking out", total)
