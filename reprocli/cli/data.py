@@ -289,7 +289,7 @@ def checkout(
     for path in result.removed:
         render.note(
             opts,
-            f"removed {path}: not tracked at {rev.name if rev else 'HEAD'} (still in the cache)",
+            f"removed {path}: not tracked at {rev.name if rev else 'HEAD'}",
         )
     if result.changed:
         how = ", ".join(result.link_types) or "no files written"

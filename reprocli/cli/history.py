@@ -36,7 +36,10 @@ AllBranches = Annotated[bool, typer.Option("--all-branches", help="Also every br
 AllTags = Annotated[bool, typer.Option("--all-tags", help="Also every tag.")]
 AllCommits = Annotated[bool, typer.Option("--all-commits", help="Also every commit.")]
 RemoteName = Annotated[
-    str | None, typer.Option("--remote", "-r", help="Also check/clean this remote.")
+    str | None,
+    typer.Option(
+        "--remote", "-r", help="gc: also clean this remote. fsck: check it instead of the cache."
+    ),
 ]
 
 
@@ -288,7 +291,7 @@ def metrics_show(
         [row.rev.name, file, *(render.cell(values.get(k)) for k in keys)]
         for row in report.rows
         for file, values in sorted(row.values.items())
-    ]
+    ] + [[row.rev.name, "-", *("-" for _ in keys)] for row in report.rows if not row.values]
     render.table(["Revision", "Path", *keys], rows, markdown=markdown)
 
 
@@ -343,6 +346,7 @@ def gc(
         render.emit_json(
             {
                 "dry": dry,
+                "done": report.done,
                 "stores": [
                     {
                         "where": s.where,
@@ -356,6 +360,9 @@ def gc(
                 ],
             }
         )
+        return
+    if not dry and not report.done:
+        render.note(opts, "nothing deleted")
         return
     for sweep in sweeps:
         _print_sweep(opts, sweep, dry)
@@ -414,13 +421,13 @@ def fsck(
         for problem in report.corrupt:
             render.out(f"corrupt  {problem.subject}: {problem.problem}")
         for problem in report.invalid:
-            render.out(
-                f"invalid  {render.one_line(problem.subject)}: {render.one_line(problem.problem)}"
-            )
+            text, subject = render.one_line(problem.problem), render.one_line(problem.subject)
+            render.out(f"invalid  {text if text.startswith(subject) else f'{subject}: {text}'}")
         for problem in report.missing:
             render.out(f"missing  {problem.subject}: {problem.problem}")
+        again = "push" if remote else "pull or add"
         for oid in report.repaired:
-            render.note(opts, f"deleted damaged object {oid} (pull or add brings it back)")
+            render.note(opts, f"deleted damaged object {oid} ({again} brings it back)")
         state = "damaged" if report.damaged else "ok"
         render.note(
             opts,
@@ -428,9 +435,12 @@ def fsck(
             f"{len(report.invalid)} invalid, {len(report.missing)} missing: {state}",
         )
         if report.damaged and not repair:
-            render.note(
-                opts, "hint: `repro fsck --repair` deletes damaged objects; then `repro pull`"
+            again = (
+                f"fsck -r {remote} --repair`, then `repro push"
+                if remote
+                else "fsck --repair`, then `repro pull"
             )
+            render.note(opts, f"hint: `repro {again}` brings them back whole")
     repaired = set(report.repaired)
     if any(p.subject not in repaired for p in (*report.corrupt, *report.invalid)):
         raise typer.Exit(1)

@@ -93,6 +93,8 @@ def interpret(
     if not before:
         return None, []
     first = before[0]
+    if first == WORKSPACE:
+        return None, list(before[1:])
     as_rev = None
     if project.git is not None and first != WORKSPACE:
         sha = gitrepo.resolve(project.root, first)

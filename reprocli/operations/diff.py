@@ -31,6 +31,7 @@ class Version:
 
     oid: ObjectId
     size: int
+    exec: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ def _side(project: Project, rev: Rev, progress: Progress) -> _Side:
         return side
     for ptr in project.pointers_at([rev.sha]):
         if not ptr.is_dir:
-            side.files[ptr.data] = Version(ptr.oid, ptr.size)
+            side.files[ptr.data] = Version(ptr.oid, ptr.size, ptr.exec)
             continue
         side.dirs[ptr.data] = Version(ptr.oid, ptr.size)
         entries = _manifest(project, ptr)
@@ -120,7 +121,7 @@ def _add_workspace(project: Project, ptr: Pointer, side: _Side, progress: Progre
         return
     snap = project.snapshot(ptr.data, progress=progress)
     if snap.entries is None:
-        side.files[ptr.data] = Version(snap.oid, snap.size)
+        side.files[ptr.data] = Version(snap.oid, snap.size, snap.exec)
     else:
         side.dirs[ptr.data] = Version(snap.oid, snap.size)
         _add_entries(side, ptr.data, snap.entries)
@@ -128,7 +129,7 @@ def _add_workspace(project: Project, ptr: Pointer, side: _Side, progress: Progre
 
 def _add_entries(side: _Side, folder: str, entries: Sequence[Entry]) -> None:
     for entry in entries:
-        side.files[f"{folder}/{entry.path}"] = Version(entry.oid, entry.size)
+        side.files[f"{folder}/{entry.path}"] = Version(entry.oid, entry.size, entry.exec)
 
 
 def _manifest(project: Project, ptr: Pointer) -> list[Entry] | None:

@@ -15,16 +15,17 @@ held throughout, so adds in this repository wait for gc.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reprocli.core import manifest, pointer
 from reprocli.core.hashing import ObjectId, is_dir_oid
 from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
-from reprocli.errors import CorruptObjectError, MissingObjectError
+from reprocli.errors import CorruptObjectError, MissingObjectError, ReproError
 from reprocli.operations.scope import Revisions
 from reprocli.project import LOCK_FILE, Project, stage_outputs
 
@@ -51,6 +52,8 @@ class GcReport:
     local: Sweep
     remote: Sweep | None = None
     dry: bool = False
+    done: bool = False
+    """Whether the deletions were carried out (not dry, and confirmed)."""
 
 
 def plan_scope(project: Project, revisions: Revisions) -> list[Pointer]:
@@ -130,13 +133,15 @@ def gc(
         keep = reachable(plan_scope(project, revisions), store.read_bytes)
         runs = RunCache(project.cache_root)
         doomed_runs = []
+        cutoff = time.time() - grace
         for run_key in runs.keys():  # noqa: SIM118 - RunCache is not a mapping
             outs = runs.load(run_key) or ()
             if outs and all(o.oid in keep for o in outs if o.cache):
                 keep.update(o.oid for o in outs)
-            else:
+            elif _older(runs.path_of(run_key), cutoff):
                 doomed_runs.append(run_key)
-        cutoff = time.time() - grace
+            else:
+                keep.update(o.oid for o in outs)
         doomed, freed, recent = [], 0, 0
         for oid in store.iter_oids():
             if oid in keep:
@@ -172,12 +177,28 @@ def gc(
             target = project.open_remote(remote, jobs=project.transfer_jobs(remote, None))
             for oid in remote_sweep.doomed:
                 target.delete(oid)
-    return report
+    return replace(report, done=True)
+
+
+def _older(path: os.PathLike[str] | str, cutoff: float) -> bool:
+    try:
+        return os.lstat(path).st_mtime <= cutoff
+    except FileNotFoundError:
+        return False
 
 
 def _plan_remote(project: Project, name: str, keep: set[ObjectId], cutoff: float) -> Sweep:
+    from reprocli.pipeline.lockfile import parse_artifact  # noqa: PLC0415
+
     target = project.open_remote(name, jobs=project.transfer_jobs(name, None))
     present = target.list_oids()
+    keep = set(keep)
+    for run_key in target.list_runs():  # the remote's run records keep what they name
+        try:
+            record = json.loads(target.get_run(run_key))
+            keep.update(parse_artifact(o, "run-cache", "outs").oid for o in record["outs"])
+        except (OSError, ValueError, KeyError, TypeError, ReproError):
+            continue
     doomed, recent = [], 0
     for oid in sorted(present - keep):
         modified = target.modified(oid)

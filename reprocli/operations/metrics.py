@@ -215,7 +215,8 @@ def _change(old: Any, new: Any) -> float | int | None:
         and not isinstance(old, bool)
         and not isinstance(new, bool)
     ):
-        return new - old
+        change = new - old
+        return round(change, 12) if isinstance(change, float) else change
     return None
 
 
