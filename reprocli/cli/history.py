@@ -227,7 +227,10 @@ def _print_diff(opts: render.Options, report: ValuesDiff, markdown: bool, noun: 
         )
         return
     if not report.deltas:
-        render.note(opts, f"no {noun} changes between {report.old.name} and {report.new.name}")
+        if markdown:  # a pull-request comment says so rather than staying empty
+            render.out(f"_No {noun} changes between {report.old.name} and {report.new.name}._")
+        else:
+            render.note(opts, f"no {noun} changes between {report.old.name} and {report.new.name}")
         return
     headers = ["Path", noun.capitalize(), report.old.name, report.new.name, "Change"]
     rows = [
