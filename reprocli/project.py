@@ -78,7 +78,7 @@ class Project:
     @functools.cached_property
     def store(self) -> ObjectStore:
         """The local object cache."""
-        return ObjectStore(self.cache_root)
+        return ObjectStore(self.cache_root, shared=bool(self.config.cache_dir))
 
     @functools.cached_property
     def cache_links(self) -> str:

@@ -101,7 +101,9 @@ class GitRepo:
         if commits:
             shas += self.run("rev-list", "--all").split()
         else:
-            refs = (["refs/heads"] if branches else []) + (["refs/tags"] if tags else [])
+            refs = (["refs/heads", "refs/remotes"] if branches else []) + (
+                ["refs/tags"] if tags else []
+            )
             if refs:
                 out = self.run("for-each-ref", "--format=%(objectname) %(*objectname)", *refs)
                 for line in out.splitlines():

@@ -53,7 +53,7 @@ class Batch:
 
     def knows(self, oid: ObjectId) -> bool:
         """Whether `oid` is in the store or waiting in this batch."""
-        return oid in self.pending or self.store.has(oid)
+        return oid in self.pending or self.store.keep(oid)
 
     def flush(self) -> None:
         """Sync the pending bytes once, rename every object into place, sync the names."""
@@ -83,8 +83,9 @@ class Batch:
 class ObjectStore:
     """Objects named by their xxh3-128 id in a two-level fan-out under `root/objects`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, shared: bool = False) -> None:
         self.root = root
+        self.shared = shared
         self.objects = root / "objects"
         self.tmp = root / "tmp"
         self._prefix = f"{self.objects}{os.sep}"
@@ -102,6 +103,20 @@ class ObjectStore:
     def has(self, oid: ObjectId) -> bool:
         """Whether object `oid` is present (not whether it is intact: see `verify`)."""
         return os.path.exists(f"{self._prefix}{oid[:2]}/{oid[2:]}")
+
+    def keep(self, oid: ObjectId) -> bool:
+        """Whether `oid` is present; in a shared cache, also mark it as just used (its mtime),
+        so that a gc running from another project sharing the cache spares it (grace period)."""
+        path = f"{self._prefix}{oid[:2]}/{oid[2:]}"
+        if not self.shared:
+            return os.path.exists(path)
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return os.path.exists(path)  # another user's object: present, left as it is
+        return True
 
     def missing(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         """The subset of `oids` not present: one stat each for a few, folder listings for many."""
@@ -144,7 +159,7 @@ class ObjectStore:
             os.makedirs(self._prefix + prefix, exist_ok=True)
             self._dirs.add(prefix)
         final = f"{self._prefix}{prefix}/{oid[2:]}"
-        if os.path.exists(final):
+        if self.keep(oid):
             os.unlink(tmp)
         else:
             os.replace(tmp, final)
@@ -205,7 +220,7 @@ class ObjectStore:
     def put_bytes(self, data: bytes, *, suffix: str = "") -> ObjectId:
         """Store a small object durably on its own (manifests); return its id."""
         oid = ObjectId(oid_of_bytes(data) + suffix)
-        if self.has(oid):
+        if self.keep(oid):
             return oid
         self.prepare()
         tmp = self.tmp / atomic.temp_name()
@@ -259,6 +274,20 @@ class ObjectStore:
             os.close(fd)
         return bool(state.hexdigest() == oid.removesuffix(DIR_SUFFIX))
 
+    def oddities(self) -> Iterator[str]:
+        """Names in the object folders that look like objects but are not regular files."""
+        try:
+            prefixes = list(os.scandir(self.objects))
+        except FileNotFoundError:
+            return
+        for prefix in prefixes:
+            if len(prefix.name) != 2 or not prefix.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(prefix.path):
+                name = prefix.name + entry.name
+                if OID_PATTERN.fullmatch(name) and not entry.is_file(follow_symlinks=False):
+                    yield name
+
     def iter_oids(self) -> Iterator[ObjectId]:
         """Every object name present, in no particular order (other files are ignored)."""
         try:
@@ -270,7 +299,7 @@ class ObjectStore:
                 continue
             for entry in os.scandir(prefix.path):
                 oid = prefix.name + entry.name
-                if OID_PATTERN.fullmatch(oid):
+                if OID_PATTERN.fullmatch(oid) and entry.is_file(follow_symlinks=False):
                     yield ObjectId(oid)
 
 

@@ -69,7 +69,9 @@ def fsck(
         missing = _missing(project, records) if remote is None else []
         repaired: list[ObjectId] = []
         if repair:
-            bad = [ObjectId(p.subject) for p in corrupt] + [ObjectId(p.subject) for p in manifests]
+            bad = [ObjectId(p.subject) for p in corrupt] + [
+                ObjectId(p.subject) for p in manifests if p.problem.startswith("invalid manifest")
+            ]  # a folder named like an object is reported, never removed
             repaired = _drop(project, remote, bad)
     return FsckReport(where, count, tuple(corrupt), tuple(invalid), tuple(missing), tuple(repaired))
 
@@ -98,7 +100,9 @@ def _check_cache(
     oids = list(store.iter_oids())
     progress.start("checking objects", len(oids))
     corrupt: list[Problem] = []
-    invalid: list[Problem] = []
+    invalid = [
+        Problem(name, "named like an object but not a regular file") for name in store.oddities()
+    ]
     with ThreadPoolExecutor(max_workers=jobs or 2 * (os.cpu_count() or 1)) as pool:
         for oid, intact in zip(oids, pool.map(store.verify, oids), strict=True):
             progress.advance()

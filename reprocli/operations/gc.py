@@ -57,13 +57,16 @@ class GcReport:
 
 
 def plan_scope(project: Project, revisions: Revisions) -> list[Pointer]:
-    """Every pointer record gc must keep: workspace, index, HEAD and the revisions asked for."""
+    """Every pointer record gc must keep: workspace, index, HEAD, the stash and the revisions
+    asked for (`--all-branches` includes remote-tracking branches)."""
     found = project.tracked() + _indexed(project)
     if project.git is not None:
         revs = project.git.revisions(
             branches=revisions.all_branches, tags=revisions.all_tags, commits=revisions.all_commits
         )
-        found += project.pointers_at(revs)
+        # The stash, as git gc keeps it: each entry's work tree, index and untracked commits.
+        stash = project.git.run("log", "-g", "--format=%H %P", "refs/stash", check=False)
+        found += project.pointers_at(list(dict.fromkeys(revs + stash.split())))
     return found
 
 

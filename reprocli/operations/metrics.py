@@ -10,6 +10,7 @@ warning, never the end of the table.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -106,6 +107,8 @@ class _Collector:
     def mapping(self, rev: Rev, path: str, data: bytes | None = None) -> dict[str, Any] | None:
         """The parsed file at `rev` (None when absent or unreadable: a warning says why)."""
         key = self.reader.version(rev, path)
+        if key is not None:  # the same bytes parse differently as JSON, TOML or YAML
+            key = f"{key}{os.path.splitext(path)[1].lower()}"
         if key is not None and key in self.files:
             return self.files[key]
         if data is None:
