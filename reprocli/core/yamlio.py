@@ -116,6 +116,20 @@ def line_of(node: Any, *keys: str | int) -> int:
     return line
 
 
+def child(node: Any, key: str) -> Any:
+    """The value node at `key` of a mapping node (None when absent or not a mapping)."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if key_node.value == key:
+                return value_node
+    return None
+
+
+def is_flow(node: Any) -> bool:
+    """Whether a collection node is written inline (`[a, b]`, `{a: 1}`)."""
+    return bool(getattr(node, "flow_style", False))
+
+
 def dump(value: Any) -> bytes:
     """Serialise `value` deterministically (block style, keys in the given order)."""
     dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

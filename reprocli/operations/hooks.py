@@ -108,16 +108,19 @@ def install(project: Project, hooks: Sequence[str] = tuple(HOOKS)) -> list[HookC
     folder = hooks_dir(project)
     folder.mkdir(parents=True, exist_ok=True)
     project.tmp_dir.mkdir(parents=True, exist_ok=True)
+    for hook in hooks:  # every refusal before the first change
+        path = folder / hook
+        chained = folder / (hook + CHAINED)
+        if os.path.lexists(path) and not is_ours(path) and os.path.lexists(chained):
+            raise UsageError(
+                f"{path}: a hook is there and so is {chained.name}; refusing to overwrite either",
+                hint=f"merge them by hand, or remove {chained}",
+            )
     changes = []
     for hook in hooks:
         path = folder / hook
         chained = folder / (hook + CHAINED)
         if os.path.lexists(path) and not is_ours(path):
-            if os.path.lexists(chained):
-                raise UsageError(
-                    f"{path}: a hook is there and so is {chained.name}; refusing to overwrite either",
-                    hint=f"merge them by hand, or remove {chained}",
-                )
             os.rename(path, chained)
             action = "chained"
         else:
@@ -154,8 +157,10 @@ def decide(root: Path, hook: str, args: Sequence[str], env: Mapping[str, str]) -
     """What `repro hooks run HOOK ARGS` should do here, or None to do nothing.
 
     Nothing when repro itself ran the git command, when REPRO_NO_HOOKS=1, for a
-    post-checkout of files (flag 0), and while a rebase, merge or cherry-pick is under way
-    (its intermediate checkouts are not states the user asked for)."""
+    post-checkout of files (flag 0) or onto the same commit (a new branch), and for a
+    post-checkout while a rebase, merge or cherry-pick is under way (its intermediate
+    checkouts are not states the user asked for; post-rewrite and post-merge, which Git runs
+    when the operation completes, bring the data along)."""
     if hook not in HOOKS:
         raise UsageError(f"unknown hook {hook!r} (known: {', '.join(HOOKS)})")
     if env.get(gitrepo.HOOK_GUARD) or env.get(SKIP_ENV) == "1":
@@ -164,8 +169,10 @@ def decide(root: Path, hook: str, args: Sequence[str], env: Mapping[str, str]) -
         flag = args[2] if len(args) >= 3 else env.get("PRE_COMMIT_CHECKOUT_TYPE", "1")
         if flag != "1":
             return None
-    if HOOKS[hook] == "checkout" and _in_progress(root):
-        return None
+        if len(args) >= 2 and args[0] == args[1]:
+            return None  # `git checkout -b new`: same commit, same pointers, nothing to do
+        if _in_progress(root):
+            return None  # post-merge / post-rewrite run once it has finished
     return HOOKS[hook]  # type: ignore[return-value]
 
 
@@ -227,8 +234,10 @@ def configure_pre_commit(project: Project) -> tuple[Path, bool]:
             path, (header + "repos:\n" + pre_commit_block("  ")).encode(), tmp_dir=project.tmp_dir
         )
         return path, True
-    value = yamlio.load(text.encode(), where=PRE_COMMIT_CONFIG)
-    if not isinstance(value, dict) or not isinstance(value.get("repos", []), list):
+    value, root = yamlio.compose(text.encode(), where=PRE_COMMIT_CONFIG)
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or not isinstance(value.get("repos") or [], list):
         raise InvalidFileError(f"{PRE_COMMIT_CONFIG}: expected a mapping with a `repos:` list")
     present = {
         hook.get("id")
@@ -239,26 +248,32 @@ def configure_pre_commit(project: Project) -> tuple[Path, bool]:
     }
     if present.issuperset(_HOOK_IDS):
         return path, False
+    if text and not text.endswith("\n"):
+        text += "\n"
     lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    start = next((i for i, line in enumerate(lines) if line.startswith("repos:")), None)
-    if start is None:
-        new = "".join(lines) + "repos:\n" + pre_commit_block("  ")
-    elif lines[start].strip() == "repos: []":
-        lines[start] = "repos:\n" + pre_commit_block("  ")
-        new = "".join(lines)
+    seq = yamlio.child(root, "repos")
+    if seq is None or (yamlio.is_flow(seq) and not value.get("repos")):
+        if seq is not None:  # `repos: []`: the empty list becomes our block
+            key_line = seq.start_mark.line
+            line = lines[key_line]
+            lines[key_line] = line[: seq.start_mark.column] + line[seq.end_mark.column :]
+            at = key_line + 1
+        else:
+            lines.append("repos:\n")
+            at = len(lines)
+        lines[at:at] = [pre_commit_block("  ")]
+    elif yamlio.is_flow(seq):
+        raise UsageError(
+            f"{PRE_COMMIT_CONFIG}: `repos:` is written as an inline list; "
+            "repro will not rewrite it",
+            hint="add the entries `repro hooks install --pre-commit-tool` writes by hand "
+            "(see docs/ci.md)",
+        )
     else:
-        end = start + 1
-        indent = "  "
-        for i in range(start + 1, len(lines)):
-            line = lines[i]
-            if line.strip() and not line.startswith((" ", "-", "#")):
-                break  # the next top-level key
-            if line.lstrip().startswith("- ") and end == start + 1:
-                indent = line[: len(line) - len(line.lstrip())]
-            if line.strip():
-                end = i + 1
-        new = "".join(lines[:end]) + pre_commit_block(indent) + "".join(lines[end:])
+        indent = " " * seq.start_mark.column
+        end = seq.end_mark
+        at = end.line if end.column == 0 else end.line + 1
+        lines[at:at] = [pre_commit_block(indent)]
+    new = "".join(lines)
     atomic.write_bytes(path, new.encode(), tmp_dir=project.tmp_dir)
     return path, True
