@@ -151,6 +151,15 @@ def main() -> None:
     git("commit", "-q", "-m", "roll the model back to v1", cwd=project)
     repro("log", "models/model.json", cwd=project)
 
+    step("hooks: `git checkout` brings the data along, `git commit` checks it first")
+    repro("hooks", "install", cwd=project)
+    git("checkout", "-q", "v2", cwd=project)
+    repro("status", "--check", cwd=project)
+    sh("cat", "metrics.json", cwd=project)
+    git("checkout", "-q", "main", cwd=project)
+    repro("status", cwd=project)  # main holds the rolled-back model: train is stale, truthfully
+    repro("hooks", "uninstall", cwd=project)
+
     step("the whole project at v1, data and all, compared with today's, then back")
     repro("checkout", "v1", cwd=project)
     repro("status", "--check", cwd=project)
