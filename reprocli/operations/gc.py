@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from reprocli.core import manifest, pointer
-from reprocli.core.hashing import ObjectId, is_dir_oid
+from reprocli.core.hashing import ObjectId, is_dir_oid, oid_of_bytes
 from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
-from reprocli.errors import CorruptObjectError, MissingObjectError, ReproError
+from reprocli.errors import CorruptObjectError, MissingObjectError, ReproError, StorageError
 from reprocli.operations.scope import Revisions
 from reprocli.project import LOCK_FILE, Project, stage_outputs
 
@@ -140,11 +140,11 @@ def gc(
         for run_key in runs.keys():  # noqa: SIM118 - RunCache is not a mapping
             outs = runs.load(run_key) or ()
             if outs and all(o.oid in keep for o in outs if o.cache):
-                keep.update(o.oid for o in outs)
+                keep.update(_with_files((o.oid for o in outs), store.read_bytes))
             elif _older(runs.path_of(run_key), cutoff):
                 doomed_runs.append(run_key)
             else:
-                keep.update(o.oid for o in outs)
+                keep.update(_with_files((o.oid for o in outs), store.read_bytes))
         doomed, freed, recent = [], 0, 0
         for oid in store.iter_oids():
             if oid in keep:
@@ -183,6 +183,22 @@ def gc(
     return replace(report, done=True)
 
 
+def _with_files(
+    oids: Iterable[ObjectId], read_manifest: Callable[[ObjectId], bytes]
+) -> set[ObjectId]:
+    """`oids` plus the files of each directory manifest among them that can be read."""
+    found: set[ObjectId] = set()
+    for oid in oids:
+        found.add(oid)
+        if is_dir_oid(oid):
+            try:
+                data = read_manifest(oid)
+                found.update(e.oid for e in manifest.decode(data, where=f"manifest {oid}"))
+            except ReproError:
+                continue  # not readable: nothing more to keep on its account
+    return found
+
+
 def _older(path: os.PathLike[str] | str, cutoff: float) -> bool:
     try:
         return os.lstat(path).st_mtime <= cutoff
@@ -196,12 +212,32 @@ def _plan_remote(project: Project, name: str, keep: set[ObjectId], cutoff: float
     target = project.open_remote(name, jobs=project.transfer_jobs(name, None))
     present = target.list_oids()
     keep = set(keep)
+    named: set[ObjectId] = set()
     for run_key in target.list_runs():  # the remote's run records keep what they name
         try:
             record = json.loads(target.get_run(run_key))
-            keep.update(parse_artifact(o, "run-cache", "outs").oid for o in record["outs"])
+            named.update(parse_artifact(o, "run-cache", "outs").oid for o in record["outs"])
         except (OSError, ValueError, KeyError, TypeError, ReproError):
             continue
+
+    def manifest_bytes(oid: ObjectId) -> bytes:  # from the cache, else from the remote
+        if project.store.has(oid):
+            return project.store.read_bytes(oid)
+        project.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = project.tmp_dir / f"gc-manifest-{os.getpid()}"
+        try:
+            target.get(oid, tmp)
+            data = tmp.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read manifest {oid} from {target.name}: {exc}") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        if oid_of_bytes(data) != oid.removesuffix(".dir"):
+            raise StorageError(f"manifest {oid} on {target.name} is corrupt")
+        return data
+
+    keep |= _with_files(named, manifest_bytes)
     doomed, recent = [], 0
     for oid in sorted(present - keep):
         modified = target.modified(oid)

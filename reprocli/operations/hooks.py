@@ -165,6 +165,14 @@ def decide(root: Path, hook: str, args: Sequence[str], env: Mapping[str, str]) -
         raise UsageError(f"unknown hook {hook!r} (known: {', '.join(HOOKS)})")
     if env.get(gitrepo.HOOK_GUARD) or env.get(SKIP_ENV) == "1":
         return None
+    if hook == "post-checkout" and not args:
+        # Run by the pre-commit tool, which passes Git's arguments in the environment and
+        # uses this one hook id for post-checkout, post-merge and post-rewrite.
+        if env.get("PRE_COMMIT_REWRITE_COMMAND") or "PRE_COMMIT_IS_SQUASH_MERGE" in env:
+            return "checkout"
+        old, new = env.get("PRE_COMMIT_FROM_REF", ""), env.get("PRE_COMMIT_TO_REF", "")
+        flag = env.get("PRE_COMMIT_CHECKOUT_TYPE", "1")
+        args = [old, new, flag] if old and new else ["unknown-from", "unknown-to", flag]
     if hook == "post-checkout":
         flag = args[2] if len(args) >= 3 else env.get("PRE_COMMIT_CHECKOUT_TYPE", "1")
         if flag != "1":

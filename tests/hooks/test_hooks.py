@@ -768,7 +768,7 @@ def drive_pre_commit_stages(root: Path, cli: Cli, store: Path) -> None:
     run_git(root, "checkout", "v1", "--", "data.repro")
     assert data(root) == v3
     # the same hook run by hand: pre-commit passes the flag as PRE_COMMIT_CHECKOUT_TYPE
-    refs = ["--from-ref", "HEAD", "--to-ref", "HEAD", "--checkout-type", "1"]
+    refs = ["--from-ref", "v1", "--to-ref", "HEAD", "--checkout-type", "1"]
     pre_commit(root, "run", "--hook-stage", "post-checkout", *refs)
     assert data(root) == V1
     git(root, "checkout", "-q", "HEAD", "--", "data.repro")
@@ -830,3 +830,20 @@ def test_real_pre_commit_with_this_checkout_as_hook_repository(
     print(f"pre-commit install-hooks: {time.monotonic() - started:.1f} s")
     assert list(pre_commit_home.glob("repo*/py_env-*"))
     drive_pre_commit_stages(repo, cli, tmp_path / "store")
+
+
+def test_decide_reads_the_pre_commit_tools_environment(git_repo: Path) -> None:
+    """Under the pre-commit tool, one hook id serves post-checkout, post-merge and
+    post-rewrite; Git's arguments arrive as PRE_COMMIT_* variables."""
+    (git_repo / ".git" / "rebase-merge").mkdir()  # still there while post-rewrite runs
+    rewrite = {"PRE_COMMIT_REWRITE_COMMAND": "rebase"}
+    assert hooks_op.decide(git_repo, "post-checkout", [], rewrite) == "checkout"
+    merge = {"PRE_COMMIT_IS_SQUASH_MERGE": "0"}
+    assert hooks_op.decide(git_repo, "post-checkout", [], merge) == "checkout"
+    (git_repo / ".git" / "rebase-merge").rmdir()
+    same = {"PRE_COMMIT_FROM_REF": "a" * 40, "PRE_COMMIT_TO_REF": "a" * 40}
+    assert hooks_op.decide(git_repo, "post-checkout", [], same) is None
+    moved = {"PRE_COMMIT_FROM_REF": "a" * 40, "PRE_COMMIT_TO_REF": "b" * 40}
+    assert hooks_op.decide(git_repo, "post-checkout", [], moved) == "checkout"
+    files = {**moved, "PRE_COMMIT_CHECKOUT_TYPE": "0"}
+    assert hooks_op.decide(git_repo, "post-checkout", [], files) is None
