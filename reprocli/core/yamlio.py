@@ -125,6 +125,11 @@ def child(node: Any, key: str) -> Any:
     return None
 
 
+def is_sequence(node: Any) -> bool:
+    """Whether `node` is a list node."""
+    return isinstance(node, yaml.SequenceNode)
+
+
 def is_flow(node: Any) -> bool:
     """Whether a collection node is written inline (`[a, b]`, `{a: 1}`)."""
     return bool(getattr(node, "flow_style", False))

@@ -260,11 +260,17 @@ def configure_pre_commit(project: Project) -> tuple[Path, bool]:
         text += "\n"
     lines = text.splitlines(keepends=True)
     seq = yamlio.child(root, "repos")
-    if seq is None or (yamlio.is_flow(seq) and not value.get("repos")):
-        if seq is not None:  # `repos: []`: the empty list becomes our block
+    if (
+        seq is None
+        or (yamlio.is_flow(seq) and not value.get("repos"))
+        or not yamlio.is_sequence(seq)
+    ):
+        if seq is not None:  # `repos: []` or a bare `repos:`: our block becomes the list
             key_line = seq.start_mark.line
             line = lines[key_line]
-            lines[key_line] = line[: seq.start_mark.column] + line[seq.end_mark.column :]
+            rest = line[seq.end_mark.column :] if seq.end_mark.line == key_line else "\n"
+            head = line[: seq.start_mark.column].rstrip()
+            lines[key_line] = head + (rest if rest.strip() else "\n")
             at = key_line + 1
         else:
             lines.append("repos:\n")
