@@ -64,6 +64,11 @@ class ReproGroup(TyperGroup):
         except KeyboardInterrupt:
             render.error("interrupted")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader went away (`repro log | head`): stop quietly, as git does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:

@@ -112,13 +112,15 @@ class _Reader:
         self.manifests: dict[str, list[Entry] | None] = {}
 
     def version_at(self, commit: CommitInfo) -> Version:
-        lock_blob = self.history.blob_id(commit.sha, LOCK_FILE)
-        entries = self._lock(lock_blob) if lock_blob else {}
+        entries: dict[str, LockEntry] | None = None  # read only when no pointer answers
         for holder in self.holders:
             blob = self.history.blob_id(commit.sha, holder + pointer.SUFFIX)
             ptr = self._pointer(blob, holder) if blob else None
             if ptr is not None:
                 return self._inside(commit, holder, ptr.oid, ptr.size, ptr.nfiles, None)
+            if entries is None:
+                lock_blob = self.history.blob_id(commit.sha, LOCK_FILE)
+                entries = self._lock(lock_blob) if lock_blob else {}
             for name, entry in sorted(entries.items()):
                 out = entry.out(holder)
                 if out is not None and out.cache:

@@ -309,3 +309,27 @@ def test_log_refuses_a_path_never_tracked_or_an_unknown_revision(
     tagged: Tagged, cli: Cli, args: list[str], names: tuple[str, ...]
 ) -> None:
     refused(cli, tagged.root, "log", *args, names=names)
+
+
+def test_log_into_a_pipe_whose_reader_has_gone_stops_quietly(tagged: Tagged) -> None:
+    """`repro log PATH | head -1`: when the reader has left, repro stops without an error
+    line or a traceback and exits 141, as git does."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before repro writes a byte
+    try:
+        writer = subprocess.run(
+            [sys.executable, "-m", "reprocli", "log", "data"],
+            cwd=tagged.root,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert writer.stderr == ""
+    assert writer.returncode == 141
