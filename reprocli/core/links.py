@@ -78,6 +78,12 @@ class Linker:
                 os.replace(tmp, dest)
             except OSError as exc:
                 _discard(tmp)
+                folder = os.path.dirname(dest)
+                if exc.errno == errno.EXDEV and self._same_device.get(folder):
+                    # Same device, another mount (a bind mount): stage beside the file instead.
+                    self._same_device[folder] = False
+                    self.place(oid, dest, executable=executable)
+                    return
                 raise atomic.storage_error(exc, "cannot write", dest) from exc
             self.used.add(kind)
             return

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from reprocli.core.atomic import storage_error
 from reprocli.errors import LockedError
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -31,7 +32,10 @@ def _timeout() -> float:
 def hold(path: Path, *, timeout: float | None = None) -> Iterator[None]:
     """Hold the exclusive lock at `path`, waiting up to `timeout` seconds for it."""
     limit = _timeout() if timeout is None else timeout
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise storage_error(exc, "cannot open the repository lock", path) from exc
     try:
         deadline = time.monotonic() + limit
         while True:
@@ -48,12 +52,14 @@ def hold(path: Path, *, timeout: float | None = None) -> Iterator[None]:
                     ) from None
                 time.sleep(0.05)
         info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%H:%M:%S')}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info.encode(), 0)
+        with contextlib.suppress(OSError):  # the holder's note is for messages only
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

@@ -227,7 +227,9 @@ class ObjectStore:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
             try:
-                os.write(fd, data)
+                view = memoryview(data)
+                while view:  # a short write (nearly full disk) must never pass for a whole one
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)

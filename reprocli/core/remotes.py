@@ -176,6 +176,7 @@ class LocalRemote:
         # batched durability: no per-object fsync).
         if not self._tmp_ready:
             (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+            atomic.remove_stale_temps(self.root / "tmp")  # left by pushes that were killed
             self._tmp_ready = True
         tmp = f"{self.root}/tmp/{atomic.temp_name()}"
         try:

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from reprocli.core import atomic, manifest
 from reprocli.core.hashing import DIR_SUFFIX, ObjectId, hash_file, is_dir_oid
-from reprocli.core.objects import ObjectStore
+from reprocli.core.objects import OBJECT_MODE, ObjectStore
 from reprocli.core.progress import SILENT, Progress
 from reprocli.core.remotes import Remote, describe
 from reprocli.errors import CorruptObjectError, InvalidFileError, RemoteError
@@ -260,6 +260,7 @@ def fetch(
                 failed.add(oid)
             else:
                 size = outcome.stat().st_size
+                os.chmod(outcome, OBJECT_MODE)  # read-only, as every object in the cache
                 batch.add(oid, str(outcome), size)  # published durably when the batch ends
                 result.transferred += 1
                 result.bytes += size

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reprocli.core import manifest
+from reprocli.core import atomic, manifest
 from reprocli.core.atomic import TEMP_PREFIX
 from reprocli.core.hashing import DIR_SUFFIX, ObjectId, hash_file, oid_of_bytes
 from reprocli.core.manifest import Entry
@@ -112,7 +112,10 @@ Hasher = Callable[[str, os.stat_result], tuple[ObjectId, int]]
 
 def hash_only(path: str, st: os.stat_result) -> tuple[ObjectId, int]:
     """Hash a file without storing it."""
-    return hash_file(path)
+    try:
+        return hash_file(path)
+    except OSError as exc:
+        raise atomic.storage_error(exc, "cannot read", path) from exc
 
 
 def storing(batch: Batch) -> Hasher:

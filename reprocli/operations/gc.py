@@ -174,8 +174,11 @@ def gc(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(runs.path_of(run_key))
         for oid in local.doomed:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(store.os_path(oid))
+            # Checked again: while gc waited for its answer, a project sharing the cache may
+            # have used the object (which refreshes its mtime).
+            if _older(store.os_path(oid), cutoff):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(store.os_path(oid))
         if remote_sweep is not None and remote is not None:
             target = project.open_remote(remote, jobs=project.transfer_jobs(remote, None))
             for oid in remote_sweep.doomed:
