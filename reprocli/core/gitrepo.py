@@ -196,6 +196,9 @@ class History:
     """
 
     def __init__(self, root: Path) -> None:
+        # GitPython runs `git version` while it is imported: make that the absolute git too,
+        # never a `./git` found through an empty PATH entry.
+        os.environ["GIT_PYTHON_GIT_EXECUTABLE"] = git_executable()
         import git  # noqa: PLC0415 - GitPython costs ~130 ms to import; history commands only
 
         git.refresh(git_executable())  # the absolute git, never one found via a relative PATH

@@ -33,7 +33,8 @@ def hold(path: Path, *, timeout: float | None = None) -> Iterator[None]:
     """Hold the exclusive lock at `path`, waiting up to `timeout` seconds for it."""
     limit = _timeout() if timeout is None else timeout
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a lock path committed as a symlink must never truncate its target.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise storage_error(exc, "cannot open the repository lock", path) from exc
     try:
