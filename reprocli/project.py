@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +52,10 @@ class Project:
         """Open the project enclosing `start` (default: the working directory)."""
         here = (start or Path.cwd()).absolute()
         for folder in (here, *here.parents):
-            if (folder / REPRO_DIR).is_dir():
+            if os.path.lexists(folder / REPRO_DIR):
+                _check_own_folders(folder)
+                if (folder / ".git").exists():
+                    _check_local_config_untracked(folder)
                 project = cls(folder, configmod.load(folder / REPRO_DIR))
                 if not project.config.no_scm and not (folder / ".git").exists():
                     raise NotAProjectError(
@@ -286,6 +290,52 @@ class Project:
                         pointer.decode(data, file=RepoPath(file), where=where), where
                     )
         return list(found.values())
+
+
+OWN_FOLDERS = ("", "cache", "cache/objects", "cache/runs", "cache/tmp", "state", "tmp")
+"""repro's folders under .repro/: never symlinks (a clone could commit one pointing anywhere)."""
+
+
+def _check_own_folders(root: Path) -> None:
+    """Refuse a `.repro/` whose own folders (or lock) are symlinks or not folders.
+
+    Git can commit a symlink at any of these paths; following one would put the cache, the
+    lock or temp files wherever a hostile repository points (invariant 5). A cache kept
+    elsewhere is configured with `cache.dir`, never with a link.
+    """
+    for name in (*OWN_FOLDERS, "lock"):
+        path = root / REPRO_DIR / name if name else root / REPRO_DIR
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise storage_error(exc, "cannot read", path) from exc
+        expected = stat.S_ISREG(mode) if name == "lock" else stat.S_ISDIR(mode)
+        if not expected:
+            kind = (
+                "a symlink"
+                if stat.S_ISLNK(mode)
+                else "not a regular " + ("file" if name == "lock" else "folder")
+            )
+            raise UnsafePathError(
+                f"{path}: is {kind}; repro never follows links inside {REPRO_DIR}/",
+                hint="remove it (`git rm --cached` it if Git tracks it); "
+                "to keep the cache elsewhere, set cache.dir in .repro/config.local.yaml",
+            )
+
+
+def _check_local_config_untracked(root: Path) -> None:
+    """Refuse a `.repro/config.local.yaml` that Git tracks: a clone could commit one to move
+    the cache or add credentials-bearing remotes that only the untracked level may set."""
+    rel = f"{REPRO_DIR}/{configmod.LOCAL_FILE}"
+    if not os.path.lexists(root / rel):
+        return
+    if GitRepo(root).ls_files(rel):
+        raise UnsafePathError(
+            f"{rel}: is tracked by Git, but the local config must never be committed",
+            hint=f"`git rm --cached {rel}` and check its settings before using this repository",
+        )
 
 
 def stage_outputs(entries: dict[str, LockEntry]) -> list[Pointer]:

@@ -43,6 +43,10 @@ class Config:
     remotes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+LOCAL_FILE = "config.local.yaml"
+"""The untracked per-machine level, beside the tracked `config.yaml` in `.repro/`."""
+
+
 def global_dir() -> Path:
     """The per-user config folder (REPRO_GLOBAL_CONFIG_DIR overrides it)."""
     override = os.environ.get("REPRO_GLOBAL_CONFIG_DIR")
@@ -69,7 +73,7 @@ def paths_for(repro_dir: Path) -> dict[Level, Path]:
         "system": system_dir() / "config.yaml",
         "global": global_dir() / "config.yaml",
         "repo": repro_dir / "config.yaml",
-        "local": repro_dir / "config.local.yaml",
+        "local": repro_dir / LOCAL_FILE,
     }
 
 
