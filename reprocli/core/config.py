@@ -110,7 +110,7 @@ def read_level(path: Path, level: Level) -> dict[str, Any]:
         if section == "version":
             continue
         if section == "remotes":
-            _check_remotes(values, path)
+            _check_remotes(values, path, level)
             continue
         if section not in SCHEMA:
             raise InvalidFileError(f"{path}: unknown section {section!r}")
@@ -131,12 +131,19 @@ def read_level(path: Path, level: Level) -> dict[str, Any]:
     return raw
 
 
-def _check_remotes(values: object, path: Path) -> None:
+def _check_remotes(values: object, path: Path, level: Level) -> None:
     if not isinstance(values, dict):
         raise InvalidFileError(f"{path}: remotes must be a mapping of names")
     for name, options in values.items():
         if not isinstance(options, dict) or not isinstance(options.get("url", ""), str):
             raise InvalidFileError(f"{path}: remote {name!r} must be a mapping with a url")
+        if level == "repo" and "::" in options.get("url", ""):
+            # a chain (simplecache::, filecache::…) writes caches wherever its options say
+            raise InvalidFileError(
+                f"{path}: remote {name!r}: a chained URL (with '::') may not be set in the "
+                "tracked config",
+                hint="set it in .repro/config.local.yaml (`repro remote add --local`)",
+            )
 
 
 def load(repro_dir: Path) -> Config:

@@ -59,14 +59,38 @@ SECRET_OPTIONS = frozenset(
 REPRO_OPTIONS = frozenset({"url", "jobs"})
 
 
+_USERINFO = re.compile(
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):)?//(?P<user>[^/@:?#\s]*)(?P<password>:[^/@\s]*)?@"
+)
+_USERNAME_SCHEMES = frozenset({"ssh", "sftp", "scp", "git+ssh", "ssh+git"})
+"""Schemes whose bare userinfo (`ssh://git@host`) is a user name; elsewhere it is a token
+(`https://TOKEN@host`, the form GitHub and Hugging Face hand out)."""
+
+
+def _redact_userinfo(match: re.Match[str]) -> str:
+    head = f"{match['scheme']}://" if match["scheme"] else "//"
+    if match["password"] is not None:
+        return f"{head}{match['user']}:***@"
+    scheme = (match["scheme"] or "").lower()
+    if match["user"] and scheme not in _USERNAME_SCHEMES:
+        return f"{head}***@"
+    return match[0]
+
+
 def redact(url: str) -> str:
-    """The URL with any userinfo password replaced by `***`."""
-    return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", url)
+    """The URL (or any text) with userinfo secrets replaced by `***`: passwords, and bare
+    tokens (`https://TOKEN@host`) outside the ssh-like schemes where userinfo is a name."""
+    return _USERINFO.sub(_redact_userinfo, url)
 
 
 def has_userinfo_secret(url: str) -> bool:
-    """Whether the URL carries a password (`scheme://user:pass@host`)."""
-    return re.search(r"//[^/@:]*:[^/@]*@", url) is not None
+    """Whether the URL carries a password or a bare token in its userinfo."""
+    return redact(url) != url
+
+
+def is_chained(url: str) -> bool:
+    """Whether the URL chains fsspec file systems (`simplecache::s3://…`)."""
+    return "::" in url
 
 
 class Remote(Protocol):

@@ -15,6 +15,7 @@ from reprocli.core.remotes import (
     REPRO_OPTIONS,
     SECRET_OPTIONS,
     has_userinfo_secret,
+    is_chained,
     protocol_of,
     redact,
 )
@@ -55,8 +56,15 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _refuse_secrets(key: str, value: Any, *, local: bool) -> None:
+    """Credentials and chained URLs belong in the untracked config only."""
     if local:
         return
+    if key == "url" and isinstance(value, str) and is_chained(value):
+        raise UsageError(
+            f"{redact(value)}: a chained URL (with '::') may not be written to the tracked "
+            ".repro/config.yaml: its caches go wherever its options say",
+            hint="add --local to keep it in .repro/config.local.yaml",
+        )
     if key in SECRET_OPTIONS or (
         key == "url" and isinstance(value, str) and has_userinfo_secret(value)
     ):

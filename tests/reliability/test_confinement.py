@@ -1328,13 +1328,6 @@ def test_history_commands_never_run_a_git_from_the_repository(
 
 # --- G8: protocols in the tracked config ----------------------------------------------------------
 
-BUG_CHAINED_PROTOCOL = (
-    "BUG: a chained fsspec URL (simplecache::, filecache::, blockcache::) in the tracked config "
-    "(or `repro remote add` without --local) is accepted with no opt-in, and pull then writes "
-    "fsspec's cache outside the repository (core/remotes.py open_remote, operations/remote.py "
-    "_check_protocol only check the first protocol is known)"
-)
-
 
 @pytest.mark.parametrize("scheme", ["nosuchproto", "x-evil+ssh", "file+nosuch"])
 def test_an_unknown_protocol_in_the_tracked_config_is_refused(
@@ -1352,7 +1345,6 @@ def test_an_unknown_protocol_in_the_tracked_config_is_refused(
     check_outcomes(outcomes, outcomes, ("origin",))
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_CHAINED_PROTOCOL)
 @pytest.mark.parametrize("chain", ["simplecache", "filecache", "blockcache"])
 def test_a_chained_protocol_in_the_tracked_config_needs_an_opt_in(
     sandbox: Sandbox, invoke: Invoke, chain: str
@@ -1371,7 +1363,6 @@ def test_a_chained_protocol_in_the_tracked_config_needs_an_opt_in(
     assert outcome.exit_code == 2, outcome
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_CHAINED_PROTOCOL)
 def test_remote_add_refuses_a_chained_url_without_local(sandbox: Sandbox, invoke: Invoke) -> None:
     outcome = invoke("remote", "add", "c", f"simplecache::file://{sandbox.root / 'store'}")
     assert outcome.exit_code == 2, outcome

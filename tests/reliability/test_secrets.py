@@ -339,15 +339,6 @@ def test_every_credential_is_refused_in_the_tracked_config_and_never_echoed(
     )
 
 
-BUG_TOKEN_USERINFO = (
-    "BUG: a URL whose userinfo is a bare token (https://TOKEN@host/…, the GitHub and Hugging "
-    "Face form) is neither refused in the tracked config nor redacted by `remote list`, "
-    "`doctor` or error messages: core/remotes.py redact and has_userinfo_secret only "
-    "match `user:password@`"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BUG_TOKEN_USERINFO)
 def test_a_bare_token_in_a_url_is_a_credential(repo: Path, invoke: Invoke) -> None:
     url = f"https://{URL_SECRET}@127.0.0.1:9/store"
     assert invoke("remote", "add", "--local", "web", url).exit_code == 0

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from reprocli.core import config, manifest, pointer, yamlio
 from reprocli.core.paths import RepoPath
+from reprocli.core.remotes import has_userinfo_secret, redact
 from reprocli.errors import InvalidFileError, ReproError, UnsafePathError
 
 OID = "6bba86c7e069f56d5a10b435f1c8e49c"
@@ -498,6 +499,31 @@ def test_a_sound_config_is_accepted(tmp_path: Path) -> None:
     }
 
 
+def test_a_chained_remote_url_is_accepted_in_the_local_config(tmp_path: Path) -> None:
+    text = b"remotes:\n  c:\n    url: simplecache::s3://b/p\n"
+    assert _read_config(tmp_path, text, "local") == {
+        "remotes": {"c": {"url": "simplecache::s3://b/p"}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:pa55@host/p", "https://user:***@host/p"),
+        ("https://T0KEN@huggingface.co/d", "https://***@huggingface.co/d"),
+        ("simplecache::https://T0KEN@host/p", "simplecache::https://***@host/p"),
+        ("ssh://git@host/p", "ssh://git@host/p"),
+        ("sftp://me:pa55@host/p", "sftp://me:***@host/p"),
+        ("s3://bucket/p", "s3://bucket/p"),
+        ("https://host/p?q=a@b", "https://host/p?q=a@b"),
+        ("failed on //u:pa55@host: reset", "failed on //u:***@host: reset"),
+    ],
+)
+def test_redact_hides_passwords_and_bare_tokens_in_userinfo(url: str, shown: str) -> None:
+    assert redact(url) == shown
+    assert has_userinfo_secret(url) == (shown != url)
+
+
 def test_cache_dir_is_accepted_in_the_local_config(tmp_path: Path) -> None:
     assert _read_config(tmp_path, b"cache:\n  dir: /shared/cache\n", "local") == {
         "cache": {"dir": "/shared/cache"}
@@ -530,6 +556,7 @@ def test_cache_dir_is_accepted_in_the_local_config(tmp_path: Path) -> None:
         (b"core:\n  remote: caf\xe9\n", ["UTF-8"]),
         (b"core:\n  remote: x\n" + b"#" * (1 << 20), ["larger"]),
         (b"core:\n\tautostage: true\n", []),
+        (b"remotes:\n  c:\n    url: simplecache::s3://b/p\n", ["'c'", "chained", "tracked"]),
     ],
     ids=[
         "unknown option",
@@ -555,6 +582,7 @@ def test_cache_dir_is_accepted_in_the_local_config(tmp_path: Path) -> None:
         "not UTF-8",
         "over 1 MiB",
         "tab indent",
+        "chained url tracked",
     ],
 )
 def test_a_bad_config_file_is_refused_naming_the_file(
