@@ -79,16 +79,27 @@ def sync_filesystem(path: Path) -> None:
     os.sync()
 
 
-def write_bytes(dest: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int = 0o644) -> None:
+def write_bytes(
+    dest: Path,
+    data: bytes,
+    *,
+    tmp_dir: Path | None = None,
+    mode: int = 0o644,
+    exact_mode: bool = False,
+) -> None:
     """Publish `data` at `dest`: temp file, write, fsync, rename, fsync of the directory.
 
-    The temp file lives in `tmp_dir` when given (same filesystem), else beside `dest`.
+    The temp file lives in `tmp_dir` when given (same filesystem), else beside `dest`. The
+    umask applies to `mode` unless `exact_mode`: then the temp file gets `mode` as it is,
+    before the rename (an executable is never published without its exec bits).
     """
     folder = dest.parent
     tmp = (tmp_dir or folder) / temp_name()
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
+            if exact_mode:
+                os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -101,7 +112,7 @@ def write_bytes(dest: Path, data: bytes, *, tmp_dir: Path | None = None, mode: i
             if exc.errno != errno.EXDEV or tmp_dir is None:
                 raise
             os.unlink(tmp)
-            write_bytes(dest, data, mode=mode)
+            write_bytes(dest, data, mode=mode, exact_mode=exact_mode)
             return
         fsync_dir(folder)
     except OSError as exc:

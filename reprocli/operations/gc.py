@@ -173,7 +173,7 @@ def gc(
         for run_key in local.runs:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(runs.path_of(run_key))
-        for oid in local.doomed:
+        for oid in manifests_first(local.doomed):
             # Checked again: while gc waited for its answer, a project sharing the cache may
             # have used the object (which refreshes its mtime).
             if _older(store.os_path(oid), cutoff):
@@ -181,9 +181,15 @@ def gc(
                     os.unlink(store.os_path(oid))
         if remote_sweep is not None and remote is not None:
             target = project.open_remote(remote, jobs=project.transfer_jobs(remote, None))
-            for oid in remote_sweep.doomed:
+            for oid in manifests_first(remote_sweep.doomed):
                 target.delete(oid)
     return replace(report, done=True)
+
+
+def manifests_first(oids: Iterable[ObjectId]) -> list[ObjectId]:
+    """The deletion order: directory manifests before file objects, so that a gc killed
+    midway never leaves a manifest whose files are gone (the cache stays complete)."""
+    return sorted(oids, key=lambda oid: not is_dir_oid(oid))
 
 
 def _with_files(

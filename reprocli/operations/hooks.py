@@ -16,8 +16,11 @@ What a hook does is decided in Python (`decide`), by `repro hooks run HOOK ARGS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import shutil
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -104,14 +107,24 @@ def is_ours(path: Path) -> bool:
 
 
 def install(project: Project, hooks: Sequence[str] = tuple(HOOKS)) -> list[HookChange]:
-    """Install the stubs, chaining any foreign hook already there (idempotent)."""
+    """Install the stubs, chaining any foreign hook already there (idempotent).
+
+    Safe to kill at any point: a foreign hook is first linked (or copied) to HOOK.pre-repro,
+    then the stub, already executable, is renamed over HOOK; so HOOK is always the old hook
+    or the new stub, and running install again completes an interrupted one."""
     folder = hooks_dir(project)
     folder.mkdir(parents=True, exist_ok=True)
     project.tmp_dir.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temps(folder)  # a killed install's copy of a foreign hook
     for hook in hooks:  # every refusal before the first change
         path = folder / hook
         chained = folder / (hook + CHAINED)
-        if os.path.lexists(path) and not is_ours(path) and os.path.lexists(chained):
+        if (
+            os.path.lexists(path)
+            and not is_ours(path)
+            and os.path.lexists(chained)
+            and not _same_hook(path, chained)
+        ):
             raise UsageError(
                 f"{path}: a hook is there and so is {chained.name}; refusing to overwrite either",
                 hint=f"merge them by hand, or remove {chained}",
@@ -121,14 +134,58 @@ def install(project: Project, hooks: Sequence[str] = tuple(HOOKS)) -> list[HookC
         path = folder / hook
         chained = folder / (hook + CHAINED)
         if os.path.lexists(path) and not is_ours(path):
-            os.rename(path, chained)
+            if not os.path.lexists(chained):  # else an interrupted install already kept it
+                _keep_foreign(path, chained)
             action = "chained"
         else:
             action = "upgraded" if os.path.lexists(path) else "installed"
-        atomic.write_bytes(path, stub(hook).encode(), tmp_dir=project.tmp_dir)
-        os.chmod(path, 0o755)
+        atomic.write_bytes(
+            path, stub(hook).encode(), tmp_dir=project.tmp_dir, mode=0o755, exact_mode=True
+        )
         changes.append(HookChange(hook, path, action))
     return changes
+
+
+def _keep_foreign(path: Path, chained: Path) -> None:
+    """Give the foreign hook at `path` its second name `chained`, without moving it away:
+    a hard link, or where there are none a copy (mode and times kept) published by rename."""
+    try:
+        os.link(path, chained, follow_symlinks=False)
+        return
+    except FileExistsError as exc:  # appeared since install looked: never overwrite it
+        raise atomic.storage_error(exc, "cannot keep the hook", path) from exc
+    except OSError:
+        pass  # no hard link here (some network and FUSE mounts, protected_hardlinks): copy
+    tmp = path.parent / atomic.temp_name()
+    try:
+        shutil.copy2(path, tmp, follow_symlinks=False)  # a symlink stays a symlink
+        if not tmp.is_symlink():
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.rename(tmp, chained)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise atomic.storage_error(exc, "cannot keep the hook", path) from exc
+
+
+def _same_hook(path: Path, chained: Path) -> bool:
+    """Whether `chained` is what `_keep_foreign` made of the hook at `path` (an install killed
+    before its stub replaced the hook): the same file, or a copy with the same mode and bytes."""
+    try:
+        a, b = os.lstat(path), os.lstat(chained)
+        if os.path.samestat(a, b):
+            return True
+        if a.st_mode != b.st_mode:
+            return False
+        if stat.S_ISLNK(a.st_mode):
+            return os.readlink(path) == os.readlink(chained)
+        return stat.S_ISREG(a.st_mode) and path.read_bytes() == chained.read_bytes()
+    except OSError:
+        return False
 
 
 def uninstall(project: Project, hooks: Sequence[str] = tuple(HOOKS)) -> list[HookChange]:
