@@ -44,83 +44,104 @@ class Linker:
         self._tmp_device = os.stat(tmp_dir).st_dev
         self._same_device: dict[str, bool] = {}
 
-    def place(self, oid: ObjectId, dest: Path | str, *, executable: bool) -> None:
-        """Put object `oid` at `dest` (replacing whatever is there) with the given exec bit."""
+    def place(
+        self, oid: ObjectId, dest: Path | str, *, executable: bool, dir_fd: int | None = None
+    ) -> None:
+        """Put object `oid` at `dest` (replacing whatever is there) with the given exec bit.
+
+        With `dir_fd`, the file is written into that open folder under `dest`'s base name
+        (`dest` then only names it in messages): no path is resolved again, so a folder
+        swapped for a symlink meanwhile is never followed (see core/folders.py).
+        """
         source = self.store.os_path(oid)
         mode = (0o777 if executable else 0o666) & ~self.umask
+        final = os.path.basename(dest) if dir_fd is not None else dest
         for kind in list(self.types):
             if executable and kind in ("hardlink", "symlink"):
                 # The shared cache file is read-only and not executable: an executable
                 # file gets its own copy so that its exec bit survives.
                 kind = "copy"
-            tmp = self._temp_for(dest)
+            tmp, tmp_fd = self._temp_for(dest, dir_fd)
             try:
-                done = self._try(kind, source, tmp, oid, mode)
+                done = self._try(kind, source, tmp, oid, mode, tmp_fd)
             except CorruptObjectError:
-                _discard(tmp)
+                _discard(tmp, tmp_fd)
                 raise CorruptObjectError(
                     f"cache object {oid} for {dest} is corrupt; it was not checked out",
                     hint="run `repro fsck --repair`, then `repro pull` or `repro add` it again",
                 ) from None
             except FileNotFoundError as exc:
-                _discard(tmp)
+                _discard(tmp, tmp_fd)
                 if not os.path.exists(source):
                     raise
                 raise atomic.storage_error(exc, "cannot write", dest) from exc
             except OSError as exc:
-                _discard(tmp)
+                _discard(tmp, tmp_fd)
                 raise atomic.storage_error(exc, "cannot write", dest) from exc
             if not done:
-                _discard(tmp)
+                _discard(tmp, tmp_fd)
                 self.types.remove(kind)
                 continue
             try:
-                os.replace(tmp, dest)
+                os.replace(tmp, final, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
             except OSError as exc:
-                _discard(tmp)
-                folder = os.path.dirname(dest)
+                _discard(tmp, tmp_fd)
+                folder = self._folder_key(dest, dir_fd)
                 if exc.errno == errno.EXDEV and self._same_device.get(folder):
                     # Same device, another mount (a bind mount): stage beside the file instead.
                     self._same_device[folder] = False
-                    self.place(oid, dest, executable=executable)
+                    self.place(oid, dest, executable=executable, dir_fd=dir_fd)
                     return
                 raise atomic.storage_error(exc, "cannot write", dest) from exc
             self.used.add(kind)
             return
         raise StorageError(f"cannot check out {dest}: no configured link type works here")
 
-    def _temp_for(self, dest: Path | str) -> str:
-        # The temp must be on the destination's filesystem for the rename to be atomic.
-        folder = os.path.dirname(dest)
+    @staticmethod
+    def _folder_key(dest: Path | str, dir_fd: int | None) -> str:
+        if dir_fd is None:
+            return os.path.dirname(dest)
+        st = os.fstat(dir_fd)
+        return f"fd:{st.st_dev}:{st.st_ino}"
+
+    def _temp_for(self, dest: Path | str, dir_fd: int | None) -> tuple[str, int | None]:
+        """A temp name in .repro/tmp when that is on the destination's filesystem (the rename
+        must be atomic), else beside the destination (relative to `dir_fd` when given)."""
+        folder = self._folder_key(dest, dir_fd)
         same = self._same_device.get(folder)
         if same is None:
-            same = self._same_device[folder] = os.stat(folder).st_dev == self._tmp_device
+            device = os.stat(folder).st_dev if dir_fd is None else os.fstat(dir_fd).st_dev
+            same = self._same_device[folder] = device == self._tmp_device
         if same:
-            return self._tmp + atomic.temp_name()
-        return os.path.join(folder, atomic.temp_name())
+            return self._tmp + atomic.temp_name(), None
+        if dir_fd is not None:
+            return atomic.temp_name(), dir_fd
+        return os.path.join(folder, atomic.temp_name()), None
 
-    def _try(self, kind: LinkType, source: str, tmp: str, oid: ObjectId, mode: int) -> bool:
+    def _try(
+        self, kind: LinkType, source: str, tmp: str, oid: ObjectId, mode: int, tmp_fd: int | None
+    ) -> bool:
         if kind == "copy":
-            _copy_verified(source, tmp, oid, mode)
+            _copy_verified(source, tmp, oid, mode, tmp_fd)
             return True
         if kind == "reflink":
-            return _reflink(source, tmp, mode)
+            return _reflink(source, tmp, mode, tmp_fd)
         size = os.stat(source).st_size
         if kind == "hardlink":
             if size == 0:  # never hardlink empty files: one inode shared by every empty file
-                _copy_verified(source, tmp, oid, mode)
+                _copy_verified(source, tmp, oid, mode, tmp_fd)
                 return True
             try:
-                os.link(source, tmp)
+                os.link(source, tmp, dst_dir_fd=tmp_fd)
             except OSError as exc:
                 if exc.errno == errno.EMLINK:
-                    _copy_verified(source, tmp, oid, mode)
+                    _copy_verified(source, tmp, oid, mode, tmp_fd)
                     return True
                 if exc.errno in _UNSUPPORTED:
                     return False
                 raise
             return True
-        os.symlink(os.path.abspath(source), tmp)
+        os.symlink(os.path.abspath(source), tmp, dir_fd=tmp_fd)
         return True
 
 
@@ -130,15 +151,18 @@ def _current_umask() -> int:
     return mask
 
 
-def _discard(tmp: str) -> None:
+def _discard(tmp: str, tmp_fd: int | None = None) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
+        os.unlink(tmp, dir_fd=tmp_fd)
 
 
-def _copy_verified(source: str, tmp: str, oid: ObjectId, mode: int) -> None:
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _copy_verified(source: str, tmp: str, oid: ObjectId, mode: int, tmp_fd: int | None) -> None:
     src = os.open(source, os.O_RDONLY)
     try:
-        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        dst = os.open(tmp, _CREATE, mode, dir_fd=tmp_fd)
         try:
             size = os.fstat(src).st_size
             if size <= SMALL_FILE:
@@ -157,10 +181,10 @@ def _copy_verified(source: str, tmp: str, oid: ObjectId, mode: int) -> None:
         os.close(src)
 
 
-def _reflink(source: str, tmp: str, mode: int) -> bool:
+def _reflink(source: str, tmp: str, mode: int, tmp_fd: int | None) -> bool:
     src = os.open(source, os.O_RDONLY)
     try:
-        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        dst = os.open(tmp, _CREATE, mode, dir_fd=tmp_fd)
         try:
             try:
                 fcntl.ioctl(dst, FICLONE, src)

@@ -127,17 +127,25 @@ class StatCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._unavailable = False
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _connect(self) -> sqlite3.Connection | None:
+        """The database, or None when it cannot be used here (a read-only checkout, a
+        database another process holds): every status then hashes, which is only slower."""
+        if self._db is None and not self._unavailable:
             try:
-                self._db = self._open()
-            except sqlite3.DatabaseError:
-                # A damaged cache is rebuilt, not repaired: it only ever saves time.
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-                self._db = self._open()
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._db = self._open()
+                except sqlite3.OperationalError:
+                    raise  # read-only, locked, cannot open: not damage, keep the file
+                except sqlite3.DatabaseError:
+                    # A damaged cache is rebuilt, not repaired: it only ever saves time.
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
+                    self._db = self._open()
+            except (OSError, sqlite3.Error):
+                self._unavailable = True
         return self._db
 
     def _open(self) -> sqlite3.Connection:
@@ -157,18 +165,21 @@ class StatCache:
 
     def load(self, rel: str) -> Record:
         """The record of tracked path `rel` (empty when there is none)."""
+        db = self._connect()
+        if db is None:
+            return Record()
         try:
-            row = (
-                self._connect().execute("SELECT data FROM record WHERE path = ?", (rel,)).fetchone()
-            )
+            row = db.execute("SELECT data FROM record WHERE path = ?", (rel,)).fetchone()
         except sqlite3.DatabaseError:
             return Record()
         found = Record.from_json(row[0]) if row else None
         return found or Record()
 
     def save(self, rel: str, record: Record) -> None:
-        """Replace the record of `rel`; silently skip when another process holds the database."""
+        """Replace the record of `rel`; silently skip when the database cannot be written
+        (another process holds it, a read-only checkout)."""
+        db = self._connect()
+        if db is None:
+            return
         with contextlib.suppress(sqlite3.OperationalError):
-            self._connect().execute(
-                "INSERT OR REPLACE INTO record VALUES (?, ?)", (rel, record.to_json())
-            )
+            db.execute("INSERT OR REPLACE INTO record VALUES (?, ?)", (rel, record.to_json()))

@@ -8,7 +8,6 @@ or deleted only when its current bytes are in the cache, or with `force`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat as statmod
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reprocli.core import atomic, gitignore, gitrepo, manifest, workspace
+from reprocli.core.atomic import storage_error
+from reprocli.core.folders import Folders
 from reprocli.core.gitrepo import History
 from reprocli.core.hashing import DIR_SUFFIX, ObjectId
 from reprocli.core.links import Linker
@@ -422,6 +423,7 @@ def plan(project: Project, ptr: Pointer, *, force: bool) -> _Plan:
         target = manifest.decode(store.read_bytes(ptr.oid), where=f"{ptr.file}: manifest {ptr.oid}")
     else:
         target = [Entry(RepoPath(""), ptr.oid, ptr.size, ptr.exec)]
+    _check_path_lengths(project, ptr, target)
     result = _Plan(ptr)
     path = project.path(ptr.data)
     current: dict[str, Entry] = {}
@@ -480,6 +482,23 @@ def plan(project: Project, ptr: Pointer, *, force: bool) -> _Plan:
     return result
 
 
+def _check_path_lengths(project: Project, ptr: Pointer, target: list[Entry]) -> None:
+    """Refuse, before anything is written, a tracked path longer than the system allows."""
+    try:
+        limit = os.pathconf(project.root, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        limit = 4096
+    base = len(os.fsencode(project.path(ptr.data))) + 1
+    if base + 4 * max((len(e.path) for e in target), default=0) < limit:
+        return  # the common case: no UTF-8 encoding of every path needed
+    for entry in target:
+        if base + len(entry.path.encode("utf-8", "surrogateescape")) >= limit:
+            raise UnsafePathError(
+                f"{ptr.file}: {_join(ptr.data, entry.path)[:80]}…: the path is longer than "
+                f"this system allows ({limit} bytes); nothing was checked out"
+            )
+
+
 def _join(data: str, name: str) -> str:
     return f"{data}/{name}" if name else data
 
@@ -498,29 +517,44 @@ def _is_cached(project: Project, path: Path) -> bool:
 
 
 def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> None:
-    """Carry out one plan: clear, delete, write, fix exec bits, update the stat cache."""
+    """Carry out one plan: clear, delete, write, fix exec bits, update the stat cache.
+
+    Every change goes through folder descriptors opened without following links (see
+    core/folders.py): the symlink checks of `plan` cannot be raced.
+    """
     ptr = item.ptr
-    top = project.path(ptr.data)
+    with Folders(project.root) as folders:
+        try:
+            placed = _apply(folders, project, item, linker, progress)
+        except OSError as exc:
+            raise storage_error(exc, "cannot check out", project.path(ptr.data)) from exc
+    _remember(project, item, placed)
+
+
+def _apply(
+    folders: Folders, project: Project, item: _Plan, linker: Linker, progress: Progress
+) -> list[tuple[str, str, ObjectId]]:
+    ptr = item.ptr
+    top = ptr.data
     if item.clear_first:
-        if top.is_dir() and not top.is_symlink():
-            shutil.rmtree(top)
-        else:
-            top.unlink()
+        folders.remove_tree(top)
     for name in item.deletes:
-        _join_path(top, name).unlink()
+        folders.unlink(_join(top, name))
     for name in sorted({n.rpartition("/")[0] for n in item.deletes if "/" in n}, reverse=True):
-        _remove_empty(top, name)
-    made: set[str] = set()
+        _remove_empty(folders, top, name)
     placed: list[tuple[str, str, ObjectId]] = []
     if ptr.is_dir:
-        _ensure_dir(top)
-    base = str(top)
+        folders.fd(top, create=True)
+    base = str(project.path(top))
+    parent = top.rpartition("/")[0]
     for count, entry in enumerate(item.writes, 1):
         dest = f"{base}/{entry.path}" if entry.path else base  # strings: 100k files, no pathlib
-        folder = entry.path.rpartition("/")[0]
-        if folder and folder not in made:
-            _make_dirs(top, folder, made)
-        linker.place(entry.oid, dest, executable=entry.exec)
+        if entry.path:
+            folder = entry.path.rpartition("/")[0]
+            fd = folders.fd(f"{top}/{folder}" if folder else top, create=True)
+        else:
+            fd = folders.fd(parent, create=True)
+        linker.place(entry.oid, dest, executable=entry.exec, dir_fd=fd)
         placed.append((entry.path, dest, entry.oid))
         if count % 256 == 0:
             progress.advance(256)
@@ -530,11 +564,13 @@ def apply(project: Project, item: _Plan, linker: Linker, progress: Progress) -> 
         st = os.lstat(dest)
         if statmod.S_ISLNK(st.st_mode) or st.st_nlink > 1:
             # Shared with the cache (or elsewhere): give it its own file, never chmod the cache.
-            linker.place(entry.oid, dest, executable=entry.exec)
+            inner = entry.path.rpartition("/")[0]
+            fd = folders.fd(_join(top, inner) if entry.path else parent)
+            linker.place(entry.oid, dest, executable=entry.exec, dir_fd=fd)
             placed.append((entry.path, dest, entry.oid))
         else:
-            os.chmod(dest, st.st_mode | 0o111 if entry.exec else st.st_mode & ~0o111)
-    _remember(project, item, placed)
+            folders.chmod_exec(_join(top, entry.path), executable=entry.exec)
+    return placed
 
 
 def _remember(project: Project, item: _Plan, placed: list[tuple[str, str, ObjectId]]) -> None:
@@ -562,38 +598,10 @@ def _remember(project: Project, item: _Plan, placed: list[tuple[str, str, Object
     project.stat_cache.save(item.ptr.data, record)
 
 
-def _join_path(top: Path, name: str) -> Path:
-    return top / name if name else top
-
-
-def _ensure_dir(path: Path) -> None:
-    if path.is_symlink():
-        raise UnsafePathError(f"{path}: is a symlink; refusing to write through it")
-    path.mkdir(parents=True, exist_ok=True)
-
-
-def _make_dirs(top: Path, folder: str, made: set[str]) -> None:
-    """Create `top/folder` one component at a time, refusing to pass through a symlink."""
-    parts = folder.split("/")
-    for depth in range(1, len(parts) + 1):
-        sub = "/".join(parts[:depth])
-        if sub in made:
-            continue
-        path = top / sub
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            st = os.lstat(path)
-            if statmod.S_ISLNK(st.st_mode) or not statmod.S_ISDIR(st.st_mode):
-                raise UnsafePathError(
-                    f"{path}: is not a folder; refusing to write through it"
-                ) from None
-        made.add(sub)
-
-
-def _remove_empty(top: Path, folder: str) -> None:
+def _remove_empty(folders: Folders, top: str, folder: str) -> None:
+    """Remove `top/folder` and its parents up to `top` while they are empty."""
     parts = folder.split("/")
     while parts:
-        with contextlib.suppress(OSError):
-            os.rmdir(top / "/".join(parts))
+        if not folders.rmdir_empty(f"{top}/{'/'.join(parts)}"):
+            return
         parts.pop()

@@ -299,18 +299,25 @@ def configure_pre_commit(project: Project) -> tuple[Path, bool]:
             path, (header + "repos:\n" + pre_commit_block("  ")).encode(), tmp_dir=project.tmp_dir
         )
         return path, True
+    except UnicodeDecodeError:
+        raise InvalidFileError(f"{PRE_COMMIT_CONFIG}: is not UTF-8 text") from None
+    except OSError as exc:
+        raise atomic.storage_error(exc, "cannot read", path) from exc
     value, root = yamlio.compose(text.encode(), where=PRE_COMMIT_CONFIG)
     if value is None:
         value = {}
     if not isinstance(value, dict) or not isinstance(value.get("repos") or [], list):
         raise InvalidFileError(f"{PRE_COMMIT_CONFIG}: expected a mapping with a `repos:` list")
-    present = {
-        hook.get("id")
-        for repo in value.get("repos") or []
-        if isinstance(repo, dict)
-        for hook in repo.get("hooks") or []
-        if isinstance(hook, dict)
-    }
+    present: set[str] = set()
+    for repo in value.get("repos") or []:
+        hooks = repo.get("hooks") if isinstance(repo, dict) else None
+        if hooks is not None and not isinstance(hooks, list):
+            raise InvalidFileError(f"{PRE_COMMIT_CONFIG}: a repo's `hooks:` must be a list")
+        for hook in hooks or []:
+            hook_id = hook.get("id") if isinstance(hook, dict) else None
+            if not isinstance(hook_id, str | None):
+                raise InvalidFileError(f"{PRE_COMMIT_CONFIG}: a hook's `id:` must be text")
+            present.add(hook_id or "")
     if present.issuperset(_HOOK_IDS):
         return path, False
     if text and not text.endswith("\n"):

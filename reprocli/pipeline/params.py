@@ -35,6 +35,8 @@ def parse(data: bytes, name: str) -> dict[str, Any]:
             value = tomllib.loads(data.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidFileError(f"{name}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise InvalidFileError(f"{name}: not valid TOML (nested too deeply)") from None
     else:
         value = yamlio.load(data, where=name)
     if value is None:

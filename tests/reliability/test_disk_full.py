@@ -1318,12 +1318,6 @@ def test_an_unreadable_workspace_file_is_a_storage_error(tmp_path: Path, command
     assert not one_error_line(result.stderr, "input/output error", "a.csv"), result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: StatCache._connect (reprocli/core/stat_cache.py) treats any sqlite error as a "
-    "damaged database and unlinks it; on a read-only file system the unlink raises, so "
-    "`repro status` of a read-only checkout is an 'internal error'",
-)
 def test_status_of_a_read_only_repository_works(tmp_path: Path) -> None:
     problem = readonly_mount_problem()
     if problem:

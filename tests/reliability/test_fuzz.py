@@ -169,30 +169,8 @@ PARSERS: dict[str, Parser] = {
     ".pre-commit-config.yaml": _pre_commit,
 }
 
-BUG_RUN_RECORD = (
-    "BUG: a damaged run-cache record (local or downloaded by `pull --run-cache`) crashes the "
-    "command: runcache.RunCache.load and runcache.download catch OSError/ValueError/"
-    "InvalidFileError only, so `outs: 5` (TypeError: not iterable) and deeply nested JSON "
-    "(RecursionError) escape as internal errors"
-)
-BUG_TOML_DEPTH = (
-    "BUG: a deeply nested params/metrics TOML file (a = [[[...]]]) is an internal error: "
-    "pipeline/params.py parse catches ValueError and UnicodeDecodeError from tomllib, not "
-    "RecursionError"
-)
-BUG_PRE_COMMIT = (
-    "BUG: `repro hooks install --pre-commit-tool` crashes on a .pre-commit-config.yaml whose "
-    "`hooks:` is not a list (TypeError: not iterable) or whose hook `id` is a list or mapping "
-    "(TypeError: unhashable), or that is not UTF-8 (UnicodeDecodeError from read_text): "
-    "operations/hooks.py configure_pre_commit reads, iterates and hashes them unchecked"
-)
 # (parser, exception type, text in the message): tolerated by the fuzz harness, pinned below.
-KNOWN: list[tuple[str, type[BaseException], str, str]] = [
-    ("params.toml", RecursionError, "", BUG_TOML_DEPTH),
-    (".pre-commit-config.yaml", TypeError, "not iterable", BUG_PRE_COMMIT),
-    (".pre-commit-config.yaml", TypeError, "unhashable", BUG_PRE_COMMIT),
-    (".pre-commit-config.yaml", UnicodeDecodeError, "", BUG_PRE_COMMIT),
-]
+KNOWN: list[tuple[str, type[BaseException], str, str]] = []
 
 
 def call(name: str, data: bytes, tmp: Path) -> None:
@@ -424,7 +402,6 @@ def test_a_damaged_run_record_counts_as_no_record(tmp_path: Path, record: bytes,
     assert result in (None, [])
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_TOML_DEPTH)
 @pytest.mark.parametrize(
     "text", [b"a = " + b"[" * 5000 + b"]" * 5000, b"a = " + b"{b = " * 3000 + b"1" + b"}" * 3000]
 )
@@ -433,7 +410,6 @@ def test_a_deeply_nested_toml_params_file_is_a_repro_error(text: bytes) -> None:
         params.parse(text, "params.toml")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_PRE_COMMIT)
 @pytest.mark.parametrize(
     "text",
     [
@@ -570,8 +546,6 @@ NESTED = {
 def test_deep_nesting_in_json_and_toml_is_a_repro_error_or_no_record(
     tmp_path: Path, reader: str
 ) -> None:
-    if reader in ("params.toml", "run record"):
-        pytest.xfail(BUG_TOML_DEPTH if reader == "params.toml" else BUG_RUN_RECORD)
     try:
         result = PARSERS[reader](NESTED[reader], tmp_path)
     except ReproError:
