@@ -9,19 +9,21 @@ whose exact inputs were seen before, instead of running it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from reprocli.core import gitignore
+from reprocli.core import atomic, gitignore
+from reprocli.core.gitrepo import GitRepo
 from reprocli.core.links import Linker
-from reprocli.core.paths import RepoPath
+from reprocli.core.paths import RepoPath, has_symlink_parent
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT
 from reprocli.core.workspace import Snapshot
-from reprocli.errors import StageFailedError, UsageError
+from reprocli.errors import StageFailedError, UnsafePathError, UsageError
 from reprocli.operations import checkout as checkoutmod
 from reprocli.pipeline.executor import Shell, Task, execute
 from reprocli.pipeline.graph import Graph
@@ -107,6 +109,8 @@ def run(
     """Bring the target stages (default: all) up to date; raise StageFailedError on failure."""
     _, graph = load(project)
     order = graph.order(targets, downstream=downstream)
+    for name in order:  # an output behind a symlinked folder is refused before anything runs
+        check_outputs(project, graph.stages[name])
     if dry:
         return [
             StageResult(v.stage, "would_run" if v.stale else "up_to_date", v.reasons)
@@ -138,6 +142,8 @@ def _run(
         reader.values(graph.stages[name])
     look = looker(project)
     cache = RunCache(project.cache_root)
+    with contextlib.suppress(OSError):  # temp files of killed runs (best effort: only space)
+        atomic.remove_stale_temps(cache.tmp)
     results: dict[str, StageResult] = {}
     inputs: dict[str, tuple[dict[str, dict[str, Any]], tuple[str, ...]]] = {}
     touched: set[str] = set()
@@ -171,6 +177,7 @@ def _run(
         cache.save(key(stage, entry), entry.outs)
         results[name] = StageResult(name, "ran", reasons, 0)
 
+    finished = False
     try:
         outcome = execute(
             order,
@@ -180,15 +187,25 @@ def _run(
             jobs=jobs,
             shell=shell,
         )
+        finished = True
     finally:
         stage_files(
             project,
             touched,
             wrote_lock=bool(removed)
             or any(r.action in ("ran", "restored") for r in results.values()),
+            # what an interrupted earlier run wrote but never staged: autostage converges
+            pending=_bookkeeping(graph, order, lock) if finished else (),
         )
-    for name in outcome.not_started:
-        results[name] = StageResult(name, "not_started", ("an upstream stage failed",))
+    blocked = set(outcome.failed)
+    for name in order:
+        if name not in outcome.not_started:
+            continue
+        if any(u in blocked for u in graph.upstream(name)):
+            blocked.add(name)
+            results[name] = StageResult(name, "not_started", ("an upstream stage failed",))
+        else:
+            results[name] = StageResult(name, "not_started", ("the run stopped after a failure",))
     ordered = [results[n] for n in order if n in results]
     if outcome.failed:
         name, code = next(iter(outcome.failed.items()))
@@ -214,6 +231,7 @@ def record(
     project: Project, stage: Stage, params: dict[str, dict[str, Any]], touched: set[str]
 ) -> LockEntry:
     """Hash a finished stage's deps and outputs (outputs into the cache) into its lock entry."""
+    check_outputs(project, stage)  # the command may have replaced a folder by a symlink
     deps = tuple(_artifact(d, project.snapshot(d)) for d in sorted(stage.deps))
     missing = [o.path for o in stage.outs if not os.path.lexists(project.path(o.path))]
     if missing:
@@ -283,18 +301,25 @@ def _hand_to_git(project: Project, path: RepoPath, cached: bool, touched: set[st
     """A cached output is git-ignored; an uncached one (metrics) is Git's to track."""
     if project.git is None:
         return
+    if cached:
+        folder, _, name = path.rpartition("/")
+        gitignore.ensure_ignored(
+            project.path(folder) if folder else project.root, name, tmp_dir=project.tmp_dir
+        )
+    touched.add(_git_file(path, cached))
+
+
+def _git_file(path: str, cached: bool) -> str:
+    """The file Git tracks for an output: the output itself, or the .gitignore beside it."""
     if not cached:
-        touched.add(path)
-        return
-    folder, _, name = path.rpartition("/")
-    gitignore.ensure_ignored(
-        project.path(folder) if folder else project.root, name, tmp_dir=project.tmp_dir
-    )
-    touched.add(f"{folder}/.gitignore" if folder else ".gitignore")
+        return path
+    folder = path.rpartition("/")[0]
+    return f"{folder}/.gitignore" if folder else ".gitignore"
 
 
 def _clear_outputs(project: Project, stage: Stage) -> None:
     """Remove a stage's outputs before it runs, once their current bytes are in the cache."""
+    check_outputs(project, stage)  # an upstream command may have made a symlinked folder
     project.cache_paths([o.path for o in stage.outs if os.path.lexists(project.path(o.path))])
     for out in stage.outs:
         path = project.path(out.path)
@@ -305,10 +330,74 @@ def _clear_outputs(project: Project, stage: Stage) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def stage_files(project: Project, touched: set[str], *, wrote_lock: bool) -> None:
+def check_outputs(project: Project, stage: Stage) -> None:
+    """Refuse a stage whose outputs lie behind a symlink or a file where a folder belongs:
+    repro would delete, hash and write (the output, its .gitignore) wherever it leads."""
+    for out in stage.outs:
+        link = has_symlink_parent(project.root, out.path)
+        if link is not None:
+            raise UnsafePathError(
+                f"{PIPELINE_FILE}: stage {stage.name!r}: the folder {link} on the way to its "
+                f"output {out.path} is a symlink; refusing to write through it"
+            )
+        folder = out.path.rpartition("/")[0]  # no symlink on the way: the nearest existing
+        while folder and not os.path.lexists(project.path(folder)):  # one must be a folder
+            folder = folder.rpartition("/")[0]
+        if folder and not project.path(folder).is_dir():
+            raise UnsafePathError(
+                f"{PIPELINE_FILE}: stage {stage.name!r}: {folder} on the way to its output "
+                f"{out.path} is not a folder"
+            )
+
+
+def _bookkeeping(graph: Graph, order: list[str], lock: dict[str, LockEntry]) -> set[str]:
+    """What running the recorded stages of `order` stages: repro.lock, the .gitignore of
+    each cached output and each uncached output."""
+    files = {LOCK_FILE}
+    for name in order:
+        if name not in lock:
+            continue
+        files.update(_git_file(o.path, o.cache) for o in graph.stages[name].outs)
+    return files
+
+
+def stage_files(
+    project: Project, touched: set[str], *, wrote_lock: bool, pending: Iterable[str] = ()
+) -> None:
+    """Stage the files this run wrote, and those of `pending` that differ from the index
+    (written by an earlier run that was killed before it could stage them)."""
     if project.git is None or not project.config.autostage:
         return
-    files = sorted(touched | ({LOCK_FILE} if wrote_lock else set()))
-    existing = [f for f in files if project.path(f).exists()]
+    files = touched | ({LOCK_FILE} if wrote_lock else set())
+    rest = sorted(
+        f
+        for f in set(pending) - files
+        if has_symlink_parent(project.root, f) is None and project.path(f).is_file()
+    )
+    if rest:
+        files |= _unstaged(project.git, rest)
+    existing = [f for f in sorted(files) if project.path(f).exists()]
     if existing:
         project.git.add(existing)
+
+
+def _unstaged(git: GitRepo, paths: list[str]) -> set[str]:
+    """Which of `paths` differ from the index (changed, or new and not ignored)."""
+    out = git.run(
+        "status",
+        "--porcelain",
+        "-z",
+        "--untracked-files=all",
+        "--",
+        *(f":(literal){p}" for p in paths),
+    )
+    changed: set[str] = set()
+    records = iter(out.split("\0"))
+    for record in records:
+        if len(record) < 4:
+            continue
+        if record[0] in "RC":
+            next(records, None)  # a rename's or copy's source path follows
+        if record[1] != " ":  # the work tree differs from the index (`??`: untracked)
+            changed.add(record[3:])
+    return changed

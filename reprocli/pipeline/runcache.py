@@ -40,6 +40,27 @@ def key(stage: Stage, entry: LockEntry) -> str:
     return oid_of_bytes(canonical.encode())
 
 
+def parse(data: bytes) -> tuple[Artifact, ...] | None:
+    """The outputs a record's bytes name, or None when the record is damaged in any way.
+
+    A record only saves time, so anything unexpected (bad JSON, nesting too deep for the
+    parser, a wrong type anywhere) counts as no record rather than an error.
+    """
+    try:
+        raw: Any = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(raw, dict) or type(raw.get("version")) is not int:
+        return None
+    items = raw.get("outs")
+    if raw["version"] != VERSION or not isinstance(items, list):
+        return None
+    try:
+        return tuple(parse_artifact(item, "run-cache", "outs") for item in items)
+    except InvalidFileError:
+        return None
+
+
 class RunCache:
     """Run records under `<cache>/runs/`."""
 
@@ -63,17 +84,10 @@ class RunCache:
     def load(self, run_key: str) -> tuple[Artifact, ...] | None:
         """The outputs recorded for `run_key`, or None (a damaged record counts as none)."""
         try:
-            raw: Any = json.loads(self.path_of(run_key).read_bytes())
-        except (OSError, ValueError):
+            data = self.path_of(run_key).read_bytes()
+        except OSError:
             return None
-        if not isinstance(raw, dict) or raw.get("version") != VERSION:
-            return None
-        try:
-            return tuple(
-                parse_artifact(item, "run-cache", "outs") for item in raw.get("outs") or []
-            )
-        except InvalidFileError:
-            return None
+        return parse(data)
 
     def keys(self) -> list[str]:
         """Every run key present."""
@@ -102,15 +116,11 @@ def download(cache: RunCache, remote: Remote) -> list[str]:
     fetched = []
     for run_key in sorted(remote.list_runs() - set(cache.keys())):
         try:
-            data = json.loads(remote.get_run(run_key))
-        except (OSError, ValueError):
+            outs = parse(remote.get_run(run_key))
+        except OSError:
+            continue
+        if outs is None:
             continue  # a damaged record is skipped: the run-cache only saves time
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            continue
-        try:
-            outs = tuple(parse_artifact(i, "run-cache", "outs") for i in data.get("outs") or [])
-        except InvalidFileError:
-            continue
         cache.save(run_key, outs)
         fetched.append(run_key)
     return fetched
