@@ -158,6 +158,7 @@ def doctor(
                         "default": r.default,
                         "reachable": r.reachable,
                         "detail": r.detail,
+                        "incomplete_uploads": r.incomplete_uploads,
                     }
                     for r in report.remotes
                 ],
@@ -179,7 +180,7 @@ def doctor(
             render.out(f"link type  {report.link_type or 'none works'}")
         for r in report.remotes:
             mark = " (default)" if r.default else ""
-            state = "reachable" if r.reachable else f"UNREACHABLE: {r.detail}"
+            state = r.detail if r.reachable else f"UNREACHABLE: {r.detail}"
             render.out(f"remote     {r.name}{mark} {r.url}: {state}")
         for problem in report.problems:
             render.warn(opts, problem)

@@ -133,6 +133,10 @@ class Remote(Protocol):
     def put_run(self, key: str, data: bytes) -> None:
         """Store one run-cache record (whole or not at all)."""
 
+    def incomplete_uploads(self) -> list[str]:
+        """Keys under this remote with an upload started and never finished nor aborted
+        (S3 multipart uploads: their parts are billed until a lifecycle rule aborts them)."""
+
 
 def _key(oid: str) -> str:
     return f"objects/{oid[:2]}/{oid[2:]}"
@@ -264,6 +268,9 @@ class LocalRemote:
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(final, data, tmp_dir=self.root / "tmp")
 
+    def incomplete_uploads(self) -> list[str]:
+        return []  # a killed push's temp files are removed by the next push to this folder
+
 
 class FsspecRemote:
     """A remote on any fsspec filesystem (S3, GCS, Azure, SFTP, memory://…)."""
@@ -350,6 +357,15 @@ class FsspecRemote:
 
     def put_run(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(f"{self.root}/{_run_key(key)}", data)
+
+    def incomplete_uploads(self) -> list[str]:
+        lister = getattr(self.fs, "list_multipart_uploads", None)  # s3fs only
+        if lister is None:
+            return []
+        bucket, _, prefix = self.root.partition("/")
+        start = f"{prefix}/" if prefix else ""
+        keys = (str(upload.get("Key", "")) for upload in lister(bucket))
+        return sorted(key for key in keys if key.startswith(start))
 
 
 @dataclass(frozen=True, slots=True)

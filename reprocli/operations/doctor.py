@@ -37,6 +37,7 @@ class RemoteCheck:
     default: bool
     reachable: bool
     detail: str
+    incomplete_uploads: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,13 +144,14 @@ def _remote(project: Project, name: str) -> RemoteCheck:
     url = redact(str(spec.get("url", "")))
     default = project.config.default_remote == name
 
-    def probe() -> None:
+    def probe() -> int:
         remote = project.open_remote(name, jobs=1)
         remote.exists("0" * 32)  # type: ignore[arg-type]
+        return len(remote.incomplete_uploads())
 
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        pool.submit(probe).result(timeout=REMOTE_TIMEOUT)
+        incomplete = pool.submit(probe).result(timeout=REMOTE_TIMEOUT)
     except FutureTimeout:
         return RemoteCheck(name, url, default, False, f"no answer in {REMOTE_TIMEOUT:.0f} s")
     except ReproError as exc:
@@ -158,4 +160,10 @@ def _remote(project: Project, name: str) -> RemoteCheck:
         return RemoteCheck(name, url, default, False, describe(exc))
     finally:
         pool.shutdown(wait=False)
+    if incomplete:
+        detail = (
+            f"reachable; {incomplete} incomplete multipart upload(s) still billed "
+            "(abort them with a lifecycle rule: docs/remotes.md#incomplete-uploads)"
+        )
+        return RemoteCheck(name, url, default, True, detail, incomplete)
     return RemoteCheck(name, url, default, True, "reachable")

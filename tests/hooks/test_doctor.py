@@ -99,6 +99,7 @@ def test_doctor_json_fields(repo: Path, with_store: Path, cli: Cli) -> None:
             "default": True,
             "reachable": True,
             "detail": "reachable",
+            "incomplete_uploads": 0,
         }
     ]
     assert doc["problems"] == []

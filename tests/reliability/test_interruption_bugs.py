@@ -135,11 +135,6 @@ def test_ctrl_c_while_the_cli_loads_is_one_line_and_no_traceback(repo: Path) -> 
     assert result.stderr == "error: interrupted\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (message): when a stage fails, `repro run` reports every stage it did not start "
-    "as 'not started (an upstream stage failed)', also a stage with no upstream at all",
-)
 def test_a_stage_skipped_after_an_unrelated_failure_is_not_blamed_on_its_upstream(
     repo: Path, cli: Cli
 ) -> None:
@@ -155,12 +150,6 @@ def test_a_stage_skipped_after_an_unrelated_failure_is_not_blamed_on_its_upstrea
     assert "upstream" not in line, line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: killed between publishing repro.lock and its `git add` (autostage), `repro "
-    "run` leaves repro.lock unstaged for good: the next run finds every stage up to date "
-    "and stages nothing, unlike an uninterrupted run",
-)
 def test_the_run_after_one_killed_before_git_add_still_stages_repro_lock(
     repo: Path, cli: Cli
 ) -> None:
@@ -181,12 +170,6 @@ def test_the_run_after_one_killed_before_git_add_still_stages_repro_lock(
     assert "repro.lock" in git(repo, "diff", "--cached", "--name-only").split()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: only commands that write objects clean .repro/cache/tmp: after `repro run` is "
-    "killed while writing a run-cache record, the next `repro run` (all stages up to date) "
-    "leaves the dead process's temp file there",
-)
 def test_an_up_to_date_run_removes_temp_files_of_a_killed_run_from_the_cache(
     repo: Path, cli: Cli
 ) -> None:

@@ -475,18 +475,7 @@ REMOTE_ADD = ("remote", "add", "-d", "origin", "../remote")
 # Bugs pinned by xfail tests in test_interruption_bugs.py: a crash state one of them explains is
 # counted, not failed, so that the enumeration keeps checking everything else. When a bug is
 # fixed its xfail test passes (strict: that fails the run), and its entry here must go.
-KNOWN_BUGS = {
-    "run-restage": "after a kill before `git add`, the next `repro run` leaves repro.lock unstaged",
-    "cache-tmp": "an up-to-date `repro run` leaves a killed run's temp file in .repro/cache/tmp",
-}
-RUN_BUGS = (
-    # the same changes as an uninterrupted run, only metrics.json and repro.lock not staged
-    (
-        r"git status is ' M data/raw\.csv\\n M metrics\.json\\n M repro\.lock\\n', not",
-        "run-restage",
-    ),
-    (r"after the recovery, temp files remain: \['\.repro/cache/tmp/[^/']+'\]$", "cache-tmp"),
-)
+KNOWN_BUGS: dict[str, str] = {}
 
 
 SCENARIOS = {
@@ -530,7 +519,7 @@ SCENARIOS = {
             check=check_config,
             compare_git_status=False,
         ),
-        Scenario("run", setup_run, ("run",), stage_outputs=True, known_bugs=RUN_BUGS),
+        Scenario("run", setup_run, ("run",), stage_outputs=True),
         Scenario(
             "hooks-install",
             setup_hooks,

@@ -985,11 +985,6 @@ def is_part_one(exchange: Any) -> bool:
     return exchange.method == "PUT" and "partNumber=1&" in exchange.target.split("?", 1)[-1] + "&"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GAP: `repro doctor` does not list incomplete multipart uploads on an S3 remote "
-    "(RELIABILITY D6), and docs/ give no AbortIncompleteMultipartUpload lifecycle rule",
-)
 def test_doctor_lists_incomplete_multipart_uploads_on_an_s3_remote(
     tracked: Path, cli: Cli, s3_url: S3Location
 ) -> None:
@@ -1000,8 +995,16 @@ def test_doctor_lists_incomplete_multipart_uploads_on_an_s3_remote(
     client.upload_part(
         Bucket=s3_url.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 100
     )
+    other = client.create_multipart_upload(Bucket=s3_url.bucket, Key="elsewhere/not-ours")
     result = invoke("doctor")
-    assert re.search(r"incomplete (multipart )?upload|multipart", result.stdout + result.stderr)
+    assert "1 incomplete multipart upload" in result.stdout, result.stdout
+    report = json.loads(invoke("doctor", "--json").stdout)
+    assert [r["incomplete_uploads"] for r in report["remotes"]] == [1]
+    client.abort_multipart_upload(Bucket=s3_url.bucket, Key=key, UploadId=upload["UploadId"])
+    client.abort_multipart_upload(
+        Bucket=s3_url.bucket, Key="elsewhere/not-ours", UploadId=other["UploadId"]
+    )
+    assert "incomplete multipart" not in invoke("doctor").stdout
 
 
 # --- D7: wrong credentials --------------------------------------------------------------------
