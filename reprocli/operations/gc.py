@@ -146,6 +146,8 @@ def gc(
             else:
                 keep.update(_with_files((o.oid for o in outs), store.read_bytes))
         doomed, freed, recent = [], 0, 0
+        candidates: list[tuple[ObjectId, int]] = []
+        young_manifests = []
         for oid in store.iter_oids():
             if oid in keep:
                 continue
@@ -155,9 +157,17 @@ def gc(
                 continue
             if st.st_mtime > cutoff:
                 recent += 1
+                if is_dir_oid(oid):
+                    young_manifests.append(oid)
                 continue
-            doomed.append(oid)
-            freed += st.st_size
+            candidates.append((oid, st.st_size))
+        # A manifest kept for its age keeps its files: the cache never holds a manifest
+        # whose files are gone (invariant 3).
+        keep.update(_with_files(young_manifests, store.read_bytes))
+        for oid, size in candidates:
+            if oid not in keep:
+                doomed.append(oid)
+                freed += size
         local = Sweep(
             str(project.cache_root),
             len(keep),
@@ -173,12 +183,18 @@ def gc(
         for run_key in local.runs:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(runs.path_of(run_key))
+        spared: set[ObjectId] = set()
         for oid in manifests_first(local.doomed):
             # Checked again: while gc waited for its answer, a project sharing the cache may
-            # have used the object (which refreshes its mtime).
+            # have used the object (which refreshes its mtime); a manifest spared that way
+            # spares its files too.
+            if oid in spared:
+                continue
             if _older(store.os_path(oid), cutoff):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(store.os_path(oid))
+            elif is_dir_oid(oid):
+                spared |= _with_files([oid], store.read_bytes)
         if remote_sweep is not None and remote is not None:
             target = project.open_remote(remote, jobs=project.transfer_jobs(remote, None))
             for oid in manifests_first(remote_sweep.doomed):
@@ -247,11 +263,15 @@ def _plan_remote(project: Project, name: str, keep: set[ObjectId], cutoff: float
         return data
 
     keep |= _with_files(named, manifest_bytes)
-    doomed, recent = [], 0
+    old, recent, young_manifests = [], 0, []
     for oid in sorted(present - keep):
         modified = target.modified(oid)
         if modified is not None and modified > cutoff:
             recent += 1
+            if is_dir_oid(oid):
+                young_manifests.append(oid)
             continue
-        doomed.append(oid)
+        old.append(oid)
+    keep |= _with_files(young_manifests, manifest_bytes)  # a kept manifest keeps its files
+    doomed = [oid for oid in old if oid not in keep]
     return Sweep(target.name, len(present & keep), tuple(doomed), 0, recent)

@@ -283,6 +283,23 @@ def test_gc_keeps_objects_younger_than_the_grace_period(history: History, cli: C
     assert stored(history.root) == history.v3
 
 
+def test_a_manifest_kept_for_its_age_keeps_its_old_files(repo: Path, cli: Cli) -> None:
+    make_tree(repo, {"data/a.txt": "a\n", "data/b.txt": "b\n"})
+    cli("add", "data")
+    age(repo)  # a.txt and b.txt (and the first manifest) are old now
+    (repo / "data" / "c.txt").write_text("c\n")
+    cli("add", "data")
+    young_manifest = pointer_at(repo, "", "data.repro")
+    (repo / "data.repro").unlink()  # nothing references either version any more
+    git(repo, "rm", "-q", "--cached", "--ignore-unmatch", "data.repro")
+
+    gc_json(cli, "-f")  # default grace: the young manifest stays, and so must its files
+
+    files = {oid("a\n"), oid("b\n"), oid("c\n")}
+    assert {young_manifest} | files <= stored(repo)
+    assert_cache_valid(repo)
+
+
 def test_gc_dry_lists_exactly_what_a_real_run_deletes(history: History, cli: Cli) -> None:
     before = stored(history.root)
     dry = cli("gc", "--dry", "--grace", "0", "--all-tags")
