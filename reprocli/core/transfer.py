@@ -10,6 +10,7 @@ Ordering and integrity (DESIGN §4 invariants 2–3):
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +65,15 @@ class TransferResult:
         )
 
 
+LOCAL_DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+"""Errors of this machine's disk: retrying cannot help, and the remote is not to blame."""
+
+
+def is_local_disk_error(exc: BaseException) -> bool:
+    """Whether `exc` says this machine's disk cannot take the bytes (full, quota, read-only)."""
+    return isinstance(exc, OSError) and exc.errno in LOCAL_DISK_ERRORS
+
+
 def retrying(action: Callable[[], T], attempts: int = RETRIES) -> T:
     """Run `action`, retrying transient failures with exponential backoff."""
     for attempt in range(attempts):
@@ -71,7 +81,9 @@ def retrying(action: Callable[[], T], attempts: int = RETRIES) -> T:
             return action()
         except (RemoteError, CorruptObjectError, FileNotFoundError, PermissionError):
             raise
-        except Exception:
+        except Exception as exc:
+            if is_local_disk_error(exc):
+                raise
             if attempt >= attempts - 1:
                 raise
             time.sleep(BACKOFF_S * 2**attempt)
@@ -253,9 +265,12 @@ def fetch(
             raise
         return tmp
 
+    disk_full: OSError | None = None
     with store.batch() as batch:
         for oid, outcome in _run(jobs, todo, download):
             if isinstance(outcome, BaseException):
+                if isinstance(outcome, OSError) and is_local_disk_error(outcome):
+                    disk_full = disk_full or outcome
                 result.failed.append((oid, _reason(outcome)))
                 failed.add(oid)
             else:
@@ -265,6 +280,8 @@ def fetch(
                 result.transferred += 1
                 result.bytes += size
             progress.advance()
+    if disk_full is not None:  # the disk is to blame, not the remote: say so, once
+        raise atomic.storage_error(disk_full, "cannot write to the cache", store.tmp)
     for oid, data in new_manifests.items():  # children are durable: now the manifests
         entries = manifest.decode(data, where=f"manifest {oid}")
         if any(e.oid in failed for e in entries):

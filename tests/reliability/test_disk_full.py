@@ -581,6 +581,9 @@ def test_a_pull_that_fills_the_disk_keeps_the_old_workspace(tmp_path: Path, cach
 
         if cache_on == "same tmpfs":  # the fetch fails: nothing in the workspace changes
             assert tracked_bytes(root) == v1
+            # the disk is to blame, once: no retries, no "remote 'origin': … failed"
+            assert "cannot write to the cache" in result.stderr, result.stderr
+            assert "remote" not in result.stderr, result.stderr
         check_full_workspace_failure(root, cache, result, before, after, v1)
         resize(fs, 64 * MiB)
         ok(repro(root, "pull"))
