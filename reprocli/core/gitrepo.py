@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from reprocli.errors import GitError
+from reprocli.errors import GitError, StorageError
+
+_DISK_FULL = re.compile(r"(?i)out of diskspace|no space left on device|disk quota exceeded")
 
 HOOK_GUARD = "REPRO_RUNNING_GIT"
 """Set in the environment of every git that repro runs: installed hooks see it and do nothing."""
@@ -67,6 +70,8 @@ class GitRepo:
                 if line.strip() and line.strip() != "Aborting" and not line.startswith("hint:")
             ]
             detail = " ".join(lines)[:500] if lines else f"exit code {result.returncode}"
+            if _DISK_FULL.search(detail):  # Git words it its own way: say it as repro does
+                raise StorageError(f"git {args[0]} failed: no space left on device ({detail})")
             raise GitError(f"git {args[0]} failed: {detail}")
         return result.stdout.decode("utf-8", "surrogateescape")
 
