@@ -65,8 +65,6 @@ TIMEOUT = 120.0
 # --- running repro -----------------------------------------------------------------------
 
 
-# The whole module is the slow tier for now: under load it takes minutes of the CI budget.
-pytestmark = pytest.mark.slow
 
 
 def start(root: Path, *args: str, **env: str) -> subprocess.Popen[str]:

@@ -84,8 +84,6 @@ s3_remote = remotes.s3_remote
 local_remote = remotes.local_remote
 tracked = remotes.tracked
 
-# The whole module is the slow tier for now: under load it takes minutes of the CI budget.
-pytestmark = pytest.mark.slow
 
 
 SENTINEL = "SENTINEL-d7c1e5-never-print-me"
