@@ -218,6 +218,20 @@ def test_gc_keeps_exactly_what_the_chosen_revisions_reach(
         assert tree(history.root) == expected_tree(int(version[1]))
 
 
+def test_all_branches_keeps_what_only_a_remote_tracking_branch_names(
+    history: History, cli: Cli
+) -> None:
+    root = history.root
+    git(root, "update-ref", "refs/remotes/origin/exp", "exp")  # as a fetch would leave it
+    git(root, "branch", "-q", "-D", "exp")  # v2 is now named by origin/exp only
+
+    cli("gc", "-f", "--grace", "0", "--all-branches")
+    assert stored(root) == history.v2 | history.v3
+
+    cli("gc", "-f", "--grace", "0")  # without --all-branches, a remote branch keeps nothing
+    assert stored(root) == history.v3
+
+
 def test_gc_keeps_uncommitted_workspace_data_and_what_the_index_stages(
     history: History, cli: Cli
 ) -> None:

@@ -973,7 +973,10 @@ def test_committed_symlinks_never_lead_a_write_outside_or_into_git(
     ]
     with confined(g3):
         outcomes = [invoke(*args) for args in commands]
-    check_outcomes(outcomes, [], ())
+    # A link inside tracked data where it needs a folder stops checkout and pull, forced or
+    # not, naming the link; every other layout may also end in a replaced link (exit 0).
+    refused = outcomes[:3] if first == "data/sub" else []
+    check_outcomes(outcomes, refused, ("symlink",))
     assert SECRET_LINE not in git(repo, "diff", "--cached") + git(repo, "diff")
 
 
@@ -1279,7 +1282,23 @@ def hijacked(sandbox: Sandbox, invoke: Invoke) -> tuple[Path, dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "args", [("status",), ("checkout",), ("add", "model.bin"), ("hooks", "install")], ids=" ".join
+    "args",
+    [
+        ("status",),
+        ("checkout",),
+        ("add", "model.bin"),
+        ("hooks", "install"),
+        # these load GitPython, which probes for a git when it is imported
+        ("log", "model.bin"),
+        ("diff", "HEAD"),
+        ("gc", "--dry"),
+        ("fsck",),
+        ("doctor",),
+        ("version",),
+        ("params", "diff"),
+        ("metrics", "show", "--all-commits"),
+    ],
+    ids=" ".join,
 )
 def test_a_git_in_the_repository_is_never_run_from_a_relative_path_entry(
     sandbox: Sandbox, invoke: Invoke, args: tuple[str, ...]
@@ -1287,21 +1306,6 @@ def test_a_git_in_the_repository_is_never_run_from_a_relative_path_entry(
     marker, env = hijacked(sandbox, invoke)
     done = subprocess.run(
         [PY, "-m", "reprocli", *args], cwd=sandbox.repo, env=env, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert not marker.exists(), marker.read_text()
-
-
-def test_history_commands_never_run_a_git_from_the_repository(
-    sandbox: Sandbox, invoke: Invoke
-) -> None:
-    marker, env = hijacked(sandbox, invoke)
-    done = subprocess.run(
-        [PY, "-m", "reprocli", "log", "model.bin"],
-        cwd=sandbox.repo,
-        env=env,
-        capture_output=True,
-        text=True,
     )
     assert done.returncode == 0, done.stderr
     assert not marker.exists(), marker.read_text()
