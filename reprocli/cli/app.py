@@ -62,6 +62,9 @@ class ReproGroup(TyperGroup):
             render.error(str(exc), hint=exc.hint)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
+            written = sys.modules.get("reprocli.core.atomic")  # no temp file without it
+            if written is not None:
+                written.remove_own_temps()  # Ctrl-C leaves nothing half-done
             render.error("interrupted")
             raise typer.Exit(130) from None
         except BrokenPipeError:

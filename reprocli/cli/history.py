@@ -315,6 +315,15 @@ def gc(
         float,
         typer.Option("--grace", min=0, help="Never delete objects younger than this many seconds."),
     ] = 3600.0,
+    project_paths: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="Another project sharing this cache (cache.dir): keep what it uses too. "
+            "Repeatable; required for a shared cache (`--project .` if this is the only one).",
+        ),
+    ] = None,
     quiet: Quiet = False,
     verbose: Verbose = 0,
     json: Json = False,
@@ -342,8 +351,14 @@ def gc(
         return typer.confirm(question, default=False, err=True)
 
     project = Project.discover()
+    for path in project_paths or []:
+        if not path.is_dir():
+            raise UsageError(f"--project {path}: no such folder")
+    others = None if project_paths is None else [Project.discover(p) for p in project_paths]
     revisions = Revisions(all_branches, all_tags, all_commits)
-    report = run_gc(project, revisions, remote=remote, dry=dry, grace=grace, confirm=confirm)
+    report = run_gc(
+        project, revisions, remote=remote, dry=dry, grace=grace, confirm=confirm, others=others
+    )
     sweeps = [report.local] + ([report.remote] if report.remote else [])
     if opts.json:
         render.emit_json(

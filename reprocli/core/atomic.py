@@ -119,6 +119,10 @@ def write_bytes(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise storage_error(exc, "cannot write", dest) from exc
+    except BaseException:  # Ctrl-C mid-write: the temp file goes too
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def is_alive(pid: int) -> bool:
@@ -132,8 +136,35 @@ def is_alive(pid: int) -> bool:
     return True
 
 
+_temp_folders: set[str] = set()
+"""The temp folders this process cleaned on first use, hence may have written temps into."""
+
+
+def remove_own_temps() -> int:
+    """Delete the temp files this process left in its temp folders; return how many.
+
+    For Ctrl-C: by the time the interrupt reaches the command line, every writer has unwound
+    (thread pools joined), and what is left under this PID is half-done work.
+    """
+    mine = f"{TEMP_PREFIX}{os.getpid()}-{HOST}-"
+    removed = 0
+    for folder in sorted(_temp_folders):
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(mine)]
+        except OSError:
+            continue
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+                removed += 1
+    return removed
+
+
 def remove_stale_temps(folder: Path) -> int:
-    """Delete temp files in `folder` left by processes that no longer run; return how many."""
+    """Delete temp files in `folder` left by processes that no longer run; return how many.
+
+    The folder is remembered for `remove_own_temps`."""
+    _temp_folders.add(os.fspath(folder))
     removed = 0
     try:
         entries = list(os.scandir(folder))

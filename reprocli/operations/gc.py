@@ -18,14 +18,20 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from reprocli.core import manifest, pointer
 from reprocli.core.hashing import ObjectId, is_dir_oid, oid_of_bytes
 from reprocli.core.paths import RepoPath
 from reprocli.core.pointer import Pointer
-from reprocli.errors import CorruptObjectError, MissingObjectError, ReproError, StorageError
+from reprocli.errors import (
+    CorruptObjectError,
+    MissingObjectError,
+    ReproError,
+    StorageError,
+    UsageError,
+)
 from reprocli.operations.scope import Revisions
 from reprocli.project import LOCK_FILE, Project, stage_outputs
 
@@ -125,15 +131,22 @@ def gc(
     dry: bool = False,
     grace: float = DEFAULT_GRACE,
     confirm: Callable[[GcReport], bool] | None = None,
+    others: Sequence[Project] | None = None,
 ) -> GcReport:
     """Delete unreferenced objects (and run records) from the cache, and from `remote` if given.
 
-    Everything is planned first; `confirm` sees the plan and may stop gc before any delete."""
+    Everything is planned first; `confirm` sees the plan and may stop gc before any delete.
+    A shared cache (`cache.dir`) needs `others`: every other project that uses it, whose
+    workspace and revisions are kept too (an empty list says this project is the only one).
+    """
     from reprocli.pipeline.runcache import RunCache  # noqa: PLC0415
 
+    others = _sharing(project, others, dry=dry)
     with project.locked():
         store = project.store
         keep = reachable(plan_scope(project, revisions), store.read_bytes)
+        for other in others:  # their locks are not taken: their new objects are young
+            keep |= reachable(plan_scope(other, revisions), store.read_bytes)
         runs = RunCache(project.cache_root)
         doomed_runs = []
         cutoff = time.time() - grace
@@ -200,6 +213,34 @@ def gc(
             for oid in manifests_first(remote_sweep.doomed):
                 target.delete(oid)
     return replace(report, done=True)
+
+
+def _sharing(project: Project, others: Sequence[Project] | None, *, dry: bool) -> list[Project]:
+    """The other projects of a shared cache; refuse to gc one without being told about them."""
+    if not project.config.cache_dir:
+        if others:
+            raise UsageError(
+                "--project is for a shared cache (cache.dir); this project's cache is its own"
+            )
+        return []
+    if others is None:
+        if dry:
+            return []
+        raise UsageError(
+            f"the cache {project.cache_root} is shared (cache.dir): gc would delete objects "
+            "that other projects using it still need",
+            hint="name each other project with --project PATH (--project . when this one is "
+            "the only one), or see what would go with --dry",
+        )
+    mine = os.path.realpath(project.cache_root)
+    found = []
+    for other in others:
+        if other.root == project.root:
+            continue
+        if os.path.realpath(other.cache_root) != mine:
+            raise UsageError(f"--project {other.root}: uses another cache ({other.cache_root})")
+        found.append(other)
+    return found
 
 
 def manifests_first(oids: Iterable[ObjectId]) -> list[ObjectId]:

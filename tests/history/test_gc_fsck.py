@@ -899,7 +899,7 @@ def test_gc_in_a_project_sharing_the_cache_keeps_what_another_just_added(
     cli("add", "copy.bin")  # moments ago, in the other project
 
     monkeypatch.chdir(history.root)
-    cli("gc", "-f")  # default grace: one hour
+    cli("gc", "-f", "--project", ".")  # default grace: one hour; B was not named
     monkeypatch.chdir(other)
     assert fsck_json(cli)["missing"] == []
 

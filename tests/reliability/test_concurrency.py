@@ -65,8 +65,6 @@ TIMEOUT = 120.0
 # --- running repro -----------------------------------------------------------------------
 
 
-
-
 def start(root: Path, *args: str, **env: str) -> subprocess.Popen[str]:
     """Start `repro ARGS` in `root` as its own process."""
     return subprocess.Popen(
@@ -866,6 +864,33 @@ def age_all(cache: Path, seconds: float = 7200) -> None:
             os.utime(path, (then, then))
 
 
+def test_gc_of_a_shared_cache_needs_the_other_projects_and_keeps_what_they_name(
+    place: Path,
+) -> None:
+    first, second, shared = shared_pair(place)
+    make_tree(first, {"mine.bin": b"only project A uses this\n"})
+    make_tree(second, {"theirs.bin": b"project B committed this long ago\n"})
+    ok(repro(first, "add", "mine.bin"))
+    ok(repro(second, "add", "theirs.bin"))
+    git(second, "commit", "-q", "-m", "B's data")
+    (first / "mine.bin.repro").unlink()  # garbage in A, and nobody else names it
+    git(first, "rm", "-q", "--cached", "mine.bin.repro")
+    age_all(shared)  # B has not touched its object for hours: its mtime protects nothing
+    before = set(cache_objects(shared))
+
+    refused = repro(first, "gc", "-f")
+    assert refused.returncode == 2 and "shared" in refused.stderr, refused.stderr
+    assert "--project" in refused.stderr and set(cache_objects(shared)) == before
+    ok(repro(first, "gc", "--dry"))  # looking is always allowed
+
+    ok(repro(first, "gc", "-f", "--project", str(second)))
+    theirs = xxhash.xxh3_128_hexdigest(b"project B committed this long ago\n")
+    mine = xxhash.xxh3_128_hexdigest(b"only project A uses this\n")
+    assert before - set(cache_objects(shared)) == {mine}, "gc deleted more than A's garbage"
+    assert theirs in set(cache_objects(shared))
+    assert not state_problems(second, shared)
+
+
 def test_gc_in_one_project_keeps_an_object_the_other_just_reused(place: Path) -> None:
     first, second, shared = shared_pair(place)
     payload = random.Random(701).randbytes(300_000)
@@ -876,7 +901,7 @@ def test_gc_in_one_project_keeps_an_object_the_other_just_reused(place: Path) ->
     make_tree(second, {"again.bin": payload})
     ok(repro(second, "add", "again.bin"))  # reuses the old object: it must count as fresh
 
-    ok(repro(first, "gc", "-f"))  # default grace period
+    ok(repro(first, "gc", "-f", "--project", "."))  # default grace; A's user forgot B
 
     assert not state_problems(second, shared), "gc in A deleted what B just re-added"
 
@@ -897,7 +922,7 @@ def test_gc_looping_in_one_project_never_breaks_the_other(place: Path) -> None:
 
     def collect() -> None:
         while not stop.is_set():
-            gcs.append(finish(start(first, "gc", "-f")))
+            gcs.append(finish(start(first, "gc", "-f", "--project", ".")))
 
     collector = threading.Thread(target=collect)
     collector.start()
@@ -940,6 +965,6 @@ def test_gc_waiting_for_confirmation_spares_an_object_reused_meanwhile(place: Pa
         ok(repro(second, "add", "again.bin"))
         return True
 
-    gc(Project.discover(first), Revisions(), confirm=confirm)
+    gc(Project.discover(first), Revisions(), confirm=confirm, others=[])
 
     assert not state_problems(second, shared)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
 import json
 import os
 import shutil
@@ -1351,3 +1352,79 @@ def test_a_chained_protocol_in_the_tracked_config_needs_an_opt_in(
 def test_remote_add_refuses_a_chained_url_without_local(sandbox: Sandbox, invoke: Invoke) -> None:
     outcome = invoke("remote", "add", "c", f"simplecache::file://{sandbox.root / 'store'}")
     assert outcome.exit_code == 2, outcome
+
+
+class _Redirector(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a redirect to `target` (set per server)."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", self.target + self.path.rsplit("/", 1)[-1])
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Liar(http.server.BaseHTTPRequestHandler):
+    """Serves the same wrong bytes for every object: a foreign server behind a redirect."""
+
+    def do_GET(self) -> None:
+        body = b"bytes that do not hash to the name asked for\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_server(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 (a random port) in a thread; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("to", ["file", "another host"])
+def test_a_redirecting_http_remote_never_gets_foreign_bytes_into_the_cache(
+    sandbox: Sandbox, invoke: Invoke, to: str
+) -> None:
+    repo = sandbox.repo
+    tracked_model(repo, invoke)
+    oid = oid_of(b"model v1\n")
+    shutil.rmtree(cache_dir(repo))
+    (repo / "model.bin").unlink()
+    secret = sandbox.root / "outside" / "victim.txt"
+    with contextlib.ExitStack() as stack:
+        if to == "file":
+            _Redirector.target = f"file://{secret}?"
+        else:
+            _Redirector.target = stack.enter_context(http_server(_Liar)) + "/objects/"
+        base = stack.enter_context(http_server(_Redirector))
+        with (repo / ".repro/config.yaml").open("a") as handle:
+            handle.write(f"remotes:\n  web:\n    url: {base}/store\n")
+        git(repo, "commit", "-q", "-a", "-m", "a remote that redirects")
+        with confined(sandbox):
+            outcome = invoke("pull", "-r", "web")
+    assert outcome.exit_code == 2 and outcome.clean, outcome
+    # aiohttp refuses to follow a redirect to file://; foreign bytes fail their hash
+    assert ("corrupt" if to == "another host" else "1 failed") in outcome.stderr, outcome
+    assert not (repo / "model.bin").exists()
+    stored = [p for p in (cache_dir(repo) / "objects").rglob("*") if p.is_file()]
+    assert stored == [], f"foreign bytes in the cache: {stored} (wanted {oid})"

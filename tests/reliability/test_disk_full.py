@@ -361,7 +361,7 @@ def fill_pass(
         git(root, "rm", "-q", "-f", f"{target}.repro")
         path = root / target
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    done(root, "gc", "-f", "--grace", "0")
+    done(root, "gc", "-f", "--grace", "0", "--project", ".")  # its cache is on its own disk
     fsck = done(root, "fsck")
     assert ": ok" in fsck.stderr + fsck.stdout, fsck.stdout + fsck.stderr
     before = workspace_files(root)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,10 @@ OID2 = "a96faf705af16834e6c632b61e964e1f"
 HANG_S = 1.0
 FAST = 500
 SLOW = 100_000
+WALL_S = 10.0
+"""A parser call blocked this long (wall clock, load included) counts as a hang."""
+MEMORY_KIB = 64 << 10
+"""No input may raise the process's peak memory by 64 MiB: inputs are at most a few KiB."""
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -176,6 +181,8 @@ KNOWN: list[tuple[str, type[BaseException], str, str]] = []
 def call(name: str, data: bytes, tmp: Path) -> None:
     """Run one parser on `data`: a value or a one-line ReproError, within HANG_S."""
     started = time.process_time()  # CPU time: a loaded CI machine must not fail the check
+    wall = time.monotonic()  # and wall time, generously: a call blocked on I/O is a hang too
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     try:
         PARSERS[name](data, tmp)
     except ReproError as exc:
@@ -186,6 +193,10 @@ def call(name: str, data: bytes, tmp: Path) -> None:
             raise
     elapsed = time.process_time() - started
     assert elapsed < HANG_S, f"{name}: {elapsed:.2f} s on {len(data)} bytes: {data[:200]!r}"
+    waited = time.monotonic() - wall
+    assert waited < WALL_S, f"{name}: {waited:.2f} s of wall time: {data[:200]!r}"
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert grown < MEMORY_KIB, f"{name}: the peak memory grew {grown} KiB: {data[:200]!r}"
 
 
 # --- strategies: raw bytes, grammar-aware documents, mutated valid bytes --------------------------
@@ -384,7 +395,8 @@ def test_h1_figure() -> None:
     print(
         f"\nFIGURE H1: {len(PARSERS)} parsers × {FAST} inputs (raw, grammar-aware, spliced; "
         f"{SLOW:,} with -m slow): 0 uncaught exceptions beyond {len(KNOWN)} known signatures "
-        f"of {bugs} pinned bugs, 0 calls over {HANG_S:.0f} s of CPU"
+        f"of {bugs} pinned bugs, 0 calls over {HANG_S:.0f} s of CPU or {WALL_S:.0f} s of wall "
+        f"time, none raising peak memory by {MEMORY_KIB >> 10} MiB"
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -261,21 +260,9 @@ SIGINT_SCENARIOS = (
     "run",
 )
 INTERRUPTED = "error: interrupted\n"
-REPRO_FRAME = re.compile(r'File "[^"]*/reprocli/([^"]+)", line \d+, in (\S+)')
 
 
-def outside_the_boundary(err: str) -> bool:
-    """Whether a KeyboardInterrupt traceback's innermost repro frame is the start-up code that
-    runs before ReproGroup's handler exists: `main` importing or building the CLI, or a repro
-    module being imported (test_interruption_bugs.py pins this bug)."""
-    frames = REPRO_FRAME.findall(err)
-    if not frames:
-        return False
-    module, function = frames[-1]
-    return module in ("__main__.py", "cli/__init__.py") or function == "<module>"
-
-
-KNOWN_SIGINT_BUGS = {"sigint-outside-boundary": outside_the_boundary}
+KNOWN_SIGINT_BUGS: dict[str, Callable[[str], bool]] = {}
 
 
 def classify_sigint(code: int | None, err: str) -> str:
@@ -351,7 +338,9 @@ def interrupt(
         temps = leftover_temps(root, root / ".repro" / "cache")
         if prepared.scenario.other_temps(base):
             temps += [f"remote/tmp/{n}" for n in remote_temps(base / "remote")]
-        if temps:
+        if temps and outcome == "interrupted":  # repro's handler ran: Ctrl-C cleans up
+            failures.append(f"{where}: temp files left after exit 130: {temps[:3]}")
+        elif temps:
             tally["left temp files until the next command"] += 1
         problems = [f"after the SIGINT: {p}" for p in state_problems(prepared, base)]
         problems += list(recovery_problems(prepared, base, REPRO_LOCK_TIMEOUT="3"))

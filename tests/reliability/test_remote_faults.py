@@ -85,7 +85,6 @@ local_remote = remotes.local_remote
 tracked = remotes.tracked
 
 
-
 SENTINEL = "SENTINEL-d7c1e5-never-print-me"
 
 
