@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from typing import Any
 
 import pytest
 import xxhash
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.builders import git, make_tree
 
@@ -1428,3 +1431,83 @@ def test_a_redirecting_http_remote_never_gets_foreign_bytes_into_the_cache(
     assert not (repo / "model.bin").exists()
     stored = [p for p in (cache_dir(repo) / "objects").rglob("*") if p.is_file()]
     assert stored == [], f"foreign bytes in the cache: {stored} (wanted {oid})"
+
+
+# --- fuzzed manifests through checkout (Figure 6) ---------------------------------------------------
+
+_COMPONENTS = [
+    "a", "b", "data", "..", ".", "", ".git", ".GIT", ".Git", ".repro", "hooks", "~", "-rf",
+    "\\", "C:", "/etc", "a\x00b", "a\nb", "😀", "\udcff", "x" * 256, "con", " ", "a ",
+]  # fmt: skip
+_FUZZ_FILES = (PAYLOAD, PAYLOAD + b"#")
+
+
+@st.composite
+def fuzzed_manifests(draw: st.DrawFn) -> tuple[bytes, int, int]:
+    """A manifest of hostile-looking entries: paths built from dangerous components, some
+    entries well-formed, some not, in any order (the parser decides)."""
+    entries = []
+    for _ in range(draw(st.integers(1, 5))):
+        benign = st.sampled_from(["a", "b", "data", "c d", "é"])
+        component = st.one_of(benign, benign, benign, st.sampled_from(_COMPONENTS))
+        path = "/".join(draw(st.lists(component, min_size=1, max_size=4)))
+        if draw(st.integers(0, 4)) == 0:
+            path = "/" + path if draw(st.booleans()) else path + "/"
+        data = draw(st.sampled_from(_FUZZ_FILES))
+        entries.append(_entry(path, data, exec=draw(st.booleans())))
+    if draw(st.integers(0, 4)) > 0:
+        entries.sort(key=lambda e: str(e["path"]))
+    size = sum(int(str(e["size"])) for e in entries)
+    return _encode(entries), size, len(entries)  # the pointer agrees with its manifest
+
+
+def _fuzz_checkouts(sandbox: Sandbox, invoke: Invoke, examples: int) -> Counter[str]:
+    """Check out `examples` fuzzed manifests; count how each ended (refused or written)."""
+    repo = sandbox.repo
+    cache = cache_dir(repo)
+    for child in _FUZZ_FILES:
+        put_object(cache, child)
+    tally: Counter[str] = Counter()
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=fuzzed_manifests())
+    def one(data: tuple[bytes, int, int]) -> None:
+        tree = put_object(cache, data[0], ".dir")
+        (repo / "evil.repro").write_text(pointer_text("evil", tree, data[1], data[2]))
+        with confined(sandbox):
+            outcomes = [invoke("checkout", "--force", "evil.repro"), invoke("status")]
+        check_outcomes(outcomes, [], ())
+        tally["written" if outcomes[0].exit_code == 0 else "refused"] += 1
+        target = repo / "evil"
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            target.unlink()
+
+    one()
+    return tally
+
+
+def test_fuzzed_manifests_checked_out_never_write_outside(sandbox: Sandbox, invoke: Invoke) -> None:
+    tally = _fuzz_checkouts(sandbox, invoke, 100)
+    print(
+        f"\nFIGURE G1-fuzz: {tally.total()} fuzzed manifests through checkout --force and status"
+        f" ({tally['refused']} refused, {tally['written']} checked out): 0 writes outside"
+    )
+    assert tally["written"] > 0, "no fuzzed manifest was ever legal: the strategy is too narrow"
+
+
+@pytest.mark.slow
+def test_thousands_of_fuzzed_manifests_checked_out_never_write_outside(
+    sandbox: Sandbox, invoke: Invoke
+) -> None:
+    tally = _fuzz_checkouts(sandbox, invoke, 3000)
+    print(
+        f"\nFIGURE G1-fuzz: {tally.total()} fuzzed manifests through checkout --force and status"
+        f" ({tally['refused']} refused, {tally['written']} checked out): 0 writes outside"
+    )
