@@ -113,7 +113,10 @@ def check_publishes(trace: str, root: Path) -> Report:
     children = {c.pid for c in calls if c.call == "execve" and c.pid != main}
     calls = [c for c in calls if c.pid not in children]
     cache = str(root / ".repro" / "cache")
-    objects = cache + "/objects/"
+    objects = (
+        cache + "/objects/",
+        str(root.parent / "remote" / "objects") + "/",
+    )  # + a folder remote
     runs = cache + "/runs/"
     fds: dict[str, str] = {}
     created: dict[str, int] = {}
@@ -195,8 +198,10 @@ def trace(base: Path, args: tuple[str, ...], log: Path, env: dict[str, str]) -> 
         ("checkout-reflink", "workspace"),  # reflink falls back to copy: real data written
         ("pull-local", "objects"),
         ("run", "metadata"),
+        ("push-local", "objects"),  # into the folder remote: temp, one sync, renames
+        ("remote-add", "metadata"),  # .repro/config.yaml
     ],
-    ids=["checkout", "pull", "run"],
+    ids=["checkout", "pull", "run", "push", "remote add"],
 )
 def test_every_publish_is_flushed_renamed_and_dir_synced_objects_first(
     scenario: str,
