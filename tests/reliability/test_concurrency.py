@@ -672,6 +672,57 @@ def test_two_clones_pushing_the_same_objects_at_once_both_succeed(
     )
 
 
+# --- K4: remote gc racing a clone that pushes -----------------------------------------------
+
+
+def race_remote_gc(place: Path, rounds: int, seed: int) -> int:
+    """Clone B adds and pushes new data while clone A runs `gc -r -f` (default grace); only
+    then does B commit and push its Git commit. Return how many objects B pushed."""
+    rng = random.Random(seed)
+    bare = place / "origin.git"
+    git(place, "init", "-q", "--bare", "-b", "main", str(bare))
+    first = new_repo(place / "a")
+    ok(repro(first, "remote", "add", "-d", "origin", str(place / "store")))
+    git(first, "commit", "-q", "-m", "remote", ".repro/config.yaml")
+    git(first, "remote", "add", "origin", str(bare))
+    git(first, "push", "-q", "origin", "main")
+    second = place / "b"
+    git(place, "clone", "-q", str(bare), str(second))
+    pushed = 0
+    for number in range(rounds):
+        files = {f"r{number}/f{i}.bin": rng.randbytes(rng.randint(1, 200_000)) for i in range(3)}
+        make_tree(second, files)
+        ok(repro(second, "add", f"r{number}"))
+        pusher = start(second, "push")
+        time.sleep(rng.uniform(0, 0.3))
+        collector = start(first, "gc", "-r", "origin", "-f")  # the default grace period
+        for name, (code, stderr) in (("push", finish(pusher)), ("gc", finish(collector))):
+            assert code == 0, f"round {number}: {name} exited {code}: {stderr}"
+        git(second, "add", "-A")  # B's Git commit is pushed after A's gc, as teams do
+        git(second, "commit", "-q", "-m", f"round {number}")
+        git(second, "push", "-q", "origin", "main")
+        pushed += len(files) + 1  # its files and the folder's manifest
+    fresh = place / "fresh"
+    git(place, "clone", "-q", str(bare), str(fresh))
+    ok(repro(fresh, "pull"))  # every object any commit names is still on the remote
+    assert (
+        workspace_files(fresh).items()
+        >= {k: v for k, v in workspace_files(second).items() if k.startswith("r")}.items()
+    )
+    return pushed
+
+
+def test_remote_gc_racing_a_push_spares_what_the_pusher_commits_next(place: Path) -> None:
+    pushed = race_remote_gc(place, 3, 801)
+    print(f"FIGURE K4: 3 races of gc -r -f against a push: {pushed} objects pushed, 0 missing")
+
+
+@pytest.mark.slow
+def test_fifty_remote_gc_races(place: Path) -> None:
+    pushed = race_remote_gc(place, 50, 802)
+    print(f"FIGURE K4: 50 races of gc -r -f against a push: {pushed} objects pushed, 0 missing")
+
+
 # --- C6: run -j2 with parallel stages -------------------------------------------------------
 
 STAGE_SCRIPT = """\
