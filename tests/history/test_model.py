@@ -37,9 +37,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 import xxhash
@@ -90,7 +91,9 @@ FAST = settings(  # about 30 s on a 2-core machine
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-SLOW = settings(FAST, max_examples=1000, stateful_step_count=60)  # about 25 min
+SLOW = settings(  # 1,000 histories take hours; REPRO_MODEL_EXAMPLES picks another number
+    FAST, max_examples=int(os.environ.get("REPRO_MODEL_EXAMPLES", "1000")), stateful_step_count=60
+)
 
 
 def oid(data: bytes) -> str:
@@ -183,11 +186,14 @@ class GcModel(RuleBasedStateMachine):
     """Where each example makes its temp folder (the test's tmp_path)."""
     checkout_every_kept = False
     """After gc, check out every kept revision in a worktree (not only one drawn at random)."""
+    tally: ClassVar[Counter[str]] = Counter()
+    """Across examples: histories, gc runs, offline checkouts (for the FIGURE line)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tmp: Path | None = None
         self.counter = 0
+        GcModel.tally["histories"] += 1
 
     # --- set-up and helpers -------------------------------------------------------------
 
@@ -655,6 +661,7 @@ class GcModel(RuleBasedStateMachine):
             assert set(self.store.iter_oids()) == self.cache, "--dry deleted something"
         report = json.loads(ok(self.root, "gc", "-f", "--grace", "0", *flags, "--json").stdout)
         assert report["stores"][0]["deleted"] == doomed, flags
+        GcModel.tally["gc runs"] += 1
         event(f"gc: {'some' if doomed else 'no'} objects deleted")
         whole = [s for s in (self.recorded, self.index) if self.objects_of(s) <= self.cache]
         self.cache -= set(doomed)
@@ -669,6 +676,7 @@ class GcModel(RuleBasedStateMachine):
             )
             for sha in chosen:
                 self.check_offline_checkout(sha)
+                GcModel.tally["offline checkouts"] += 1
 
     def complete(self, sha: str) -> bool:
         """Whether the cache holds every object commit `sha` names."""
@@ -747,7 +755,14 @@ def run_machine(
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2001-02-03T04:05:06+0000")
     monkeypatch.setattr(GcModel, "base", tmp_path)
     monkeypatch.setattr(GcModel, "checkout_every_kept", every_kept)
+    GcModel.tally.clear()
     run_state_machine_as_test(GcModel, settings=config)
+    print(
+        f"\nFIGURE K1: {GcModel.tally['histories']} generated histories of up to "
+        f"{config.stateful_step_count} steps: {GcModel.tally['gc runs']} gc runs, "
+        f"{GcModel.tally['offline checkouts']} offline checkouts of kept revisions, "
+        "0 reachable objects deleted"
+    )
 
 
 def test_gc_keeps_every_revision_it_was_told_to_keep(
