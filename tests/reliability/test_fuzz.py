@@ -5,7 +5,7 @@ as YAML/JSON/TOML, run-cache records local and downloaded, .pre-commit-config.ya
 kinds of input: raw bytes, valid documents with one field replaced by an arbitrary value
 (grammar-aware), and valid bytes with random splices. A parser returns a value or raises a
 ReproError subclass; any other exception, or a call over 1 s, fails. 500 examples per parser
-here; `-m slow` runs 100,000.
+here; `-m slow` runs 100,000 (REPRO_FUZZ_EXAMPLES sets another number).
 
 H2: YAML bombs and tricks against every YAML reader, deep nesting against every JSON/TOML
 reader: refused with a ReproError, fast, and no tag ever instantiates anything.
@@ -49,7 +49,7 @@ OID = "6bba86c7e069f56d5a10b435f1c8e49c"
 OID2 = "a96faf705af16834e6c632b61e964e1f"
 HANG_S = 1.0
 FAST = 500
-SLOW = 100_000
+SLOW = int(os.environ.get("REPRO_FUZZ_EXAMPLES", "100000"))  # per parser, -m slow
 WALL_S = 10.0
 """A parser call blocked this long (wall clock, load included) counts as a hang."""
 MEMORY_KIB = 64 << 10
