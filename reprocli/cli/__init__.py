@@ -15,9 +15,10 @@ def main() -> None:
 
             print(f"repro {__version__}")
             return
-        from reprocli.cli.app import app
+        from reprocli.cli import app as cli_app
 
-        app(prog_name="repro")
+        cli_app.OWN_PROCESS = True
+        cli_app.app(prog_name="repro")
     except KeyboardInterrupt:
         # Ctrl-C before the error boundary runs (importing typer, building the app: 0.1-0.4 s
         # of every command) or after it: the same one line as from inside a command.

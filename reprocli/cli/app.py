@@ -7,6 +7,7 @@ loads neither GitPython, fsspec, networkx nor s3fs (a test checks it).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -55,7 +56,9 @@ class ReproGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _work_done()
+            return result
         except ReproError as exc:
             if _verbose(ctx) > 1:
                 traceback.print_exc()
@@ -72,7 +75,10 @@ class ReproGroup(TyperGroup):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(141) from None
-        except (typer.Exit, typer.Abort):
+        except typer.Exit:
+            _work_done()
+            raise
+        except typer.Abort:
             raise
         except Exception as exc:
             if getattr(exc, "exit_code", None) is not None and type(exc).__module__.startswith(
@@ -85,6 +91,18 @@ class ReproGroup(TyperGroup):
                 f"internal error ({type(exc).__name__}: {exc})", hint="rerun with -v and report it"
             )
             raise typer.Exit(2) from None
+
+
+OWN_PROCESS = False
+"""Set by the console entry point: repro owns the process and may change its signal handling
+(not when a test or a program runs the app in its own process)."""
+
+
+def _work_done() -> None:
+    """The command has finished and said so: a Ctrl-C from here on changes nothing, and must
+    not turn its success into `error: interrupted`."""
+    if OWN_PROCESS:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _verbose(ctx: Any) -> int:

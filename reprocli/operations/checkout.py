@@ -133,8 +133,18 @@ def checkout(
     Objects missing from the cache are first fetched from the default remote, when one is
     configured (and `fetch_missing`); nothing in the workspace changes before they are in.
     """
-    pointers = select(project.tracked(), project, paths)
-    return restore(project, pointers, force=force, progress=progress, fetch_missing=fetch_missing)
+
+    def current() -> list[Pointer]:
+        return select(project.tracked(), project, paths)
+
+    return restore(
+        project,
+        current(),
+        force=force,
+        progress=progress,
+        fetch_missing=fetch_missing,
+        reread=current,
+    )
 
 
 def switch(
@@ -322,6 +332,7 @@ def restore(
     replan: set[str] | None = None,
     before_apply: Callable[[], None] | None = None,
     after_apply: Callable[[], None] | None = None,
+    reread: Callable[[], Sequence[Pointer]] | None = None,
 ) -> CheckoutResult:
     """Plan every pointer, refuse on any conflict, then write the workspace.
 
@@ -329,10 +340,14 @@ def restore(
     `before_apply` will replace, which must be safely cached too. `replan`: data paths that
     `before_apply` changes (Git files becoming data): Git holds their bytes, so they are planned
     with force, and planned again once it has run. `before_apply` runs once every check has
-    passed and before the first write; `after_apply` once the data is in place."""
+    passed and before the first write; `after_apply` once the data is in place. `reread`
+    reads the pointers again once the lock is held: another command (an `add`, then a `gc`)
+    may have changed them, and the objects of stale ones, since they were first read."""
     if fetch_missing and project.config.default_remote is not None:
         _fetch_missing(project, pointers, progress)
     with project.locked():
+        if reread is not None:
+            pointers = reread()
         replan = replan or set()
         plans = [plan(project, ptr, force=force or ptr.data in replan) for ptr in pointers]
         conflicts = [c for p in plans for c in p.conflicts]

@@ -533,6 +533,37 @@ def test_mixed_torture_for_five_minutes(place: Path) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_checkout_reads_the_pointers_again_once_it_holds_the_lock(
+    place: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the 5-minute torture: checkout read a pointer, then an `add` replaced it and a
+    `gc --grace 0` deleted its manifest before checkout got the lock."""
+    from reprocli.operations.checkout import checkout
+    from reprocli.project import Project
+
+    root = new_repo(place / "repo")
+    make_tree(root, {"data/a.txt": "1\n"})
+    ok(repro(root, "add", "data"))
+    git(root, "commit", "-q", "-m", "v1")
+    make_tree(root, {"data/a.txt": "2\n"})
+    ok(repro(root, "add", "data"))  # v2: staged, never committed
+    original = Project.locked
+
+    def another_process_first(self: Project) -> Any:
+        monkeypatch.setattr(Project, "locked", original)
+        make_tree(root, {"data/a.txt": "3\n"})
+        ok(repro(root, "add", "data"))  # v3 replaces v2 in the workspace and the index ...
+        ok(repro(root, "gc", "-f", "--grace", "0"))  # ... so v2's manifest goes
+        return original(self)
+
+    monkeypatch.setattr(Project, "locked", another_process_first)
+    result = checkout(Project.discover(root))  # read v2's pointer before the lock
+
+    assert (root / "data" / "a.txt").read_text() == "3\n"
+    assert result.written == 0
+    assert not state_problems(root)
+
+
 # --- C4: stale lock after kill -9 -----------------------------------------------------------
 
 

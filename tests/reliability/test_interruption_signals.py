@@ -283,6 +283,11 @@ def classify_sigint(code: int | None, err: str) -> str:
         return "finished, then SIGINT in interpreter shutdown"
     if code == -signal.SIGINT and not err:
         return "in interpreter start-up"  # before Python installed its SIGINT handler
+    done = err.removesuffix(INTERRUPTED)
+    if code == 130 and err.endswith(INTERRUPTED) and done and "error:" not in done:
+        # The command printed its result, then the signal landed in the few statements
+        # before repro stops listening for it (the state checks below still apply).
+        return "finished, then SIGINT before exit"
     if traceback and err.rstrip().endswith("KeyboardInterrupt") and code in (-signal.SIGINT, 1):
         for bug, explains in KNOWN_SIGINT_BUGS.items():
             if explains(err):
