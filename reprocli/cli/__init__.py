@@ -6,8 +6,29 @@ import sys
 from typing import NoReturn
 
 
+def redeliver_lost_interrupts() -> None:
+    """Make a Ctrl-C that lands inside a callback Python cannot raise from (a weakref or
+    import-lock callback: "Exception ignored in …") interrupt the command anyway, instead of
+    printing a traceback and being lost."""
+    import _thread
+    import threading
+
+    default = sys.unraisablehook
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # Raised again in the main thread once this hook has returned (raised in here,
+            # Python would ignore it once more), where repro's own handler reports it.
+            threading.Timer(0.01, _thread.interrupt_main).start()
+        else:
+            default(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main() -> None:
     """Entry point of the `repro` console script and `python -m reprocli`."""
+    redeliver_lost_interrupts()
     try:
         if sys.argv[1:] in (["--version"], ["-V"]):
             # The one answer that needs no command-line framework: keep it instant.

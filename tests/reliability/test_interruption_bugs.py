@@ -183,3 +183,35 @@ def test_an_up_to_date_run_removes_temp_files_of_a_killed_run_from_the_cache(
     cli("run")
 
     assert not stale.exists(), "the temp file of a dead process survived the next command"
+
+
+LOST_INTERRUPT = """
+import sys, time, weakref
+from reprocli.cli import redeliver_lost_interrupts
+redeliver_lost_interrupts()
+class Thing: pass
+def callback(_):
+    raise KeyboardInterrupt  # Ctrl-C landing in a weakref or import-lock callback
+thing = Thing(); ref = weakref.ref(thing, callback); del thing
+try:
+    for _ in range(200):
+        time.sleep(0.01)
+    print("lost")
+except KeyboardInterrupt:
+    print("redelivered")
+"""
+
+
+def test_a_ctrl_c_inside_a_python_callback_still_interrupts_and_prints_no_traceback() -> None:
+    """Found by the SIGINT torture of gc (1 of 210): the signal landed in importlib's module
+    lock callback, Python printed 'Exception ignored in …' and a traceback, and gc went on."""
+    result = subprocess.run(
+        [sys.executable, "-c", LOST_INTERRUPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.stdout == "redelivered\n", result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
