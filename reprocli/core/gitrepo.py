@@ -91,6 +91,27 @@ class GitRepo:
         out = self.run("status", "--porcelain", "-z", "--untracked-files=no")
         return [record[3:] for record in out.split("\0") if len(record) > 3]
 
+    def unstaged(self, paths: list[str]) -> set[str]:
+        """Which of `paths` differ from the index (changed, or new and not ignored)."""
+        out = self.run(
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            *(f":(literal){p}" for p in paths),
+        )
+        changed: set[str] = set()
+        records = iter(out.split("\0"))
+        for record in records:
+            if len(record) < 4:
+                continue
+            if record[0] in "RC":
+                next(records, None)  # a rename's or copy's source path follows
+            if record[1] != " ":  # the work tree differs from the index (`??`: untracked)
+                changed.add(record[3:])
+        return changed
+
     def switch(self, rev: str) -> None:
         """`git checkout REV`: move HEAD and the work tree (a branch stays a branch)."""
         self.run("checkout", "--quiet", rev, "--")

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reprocli.core import atomic, gitignore
-from reprocli.core.gitrepo import GitRepo
 from reprocli.core.links import Linker
 from reprocli.core.paths import RepoPath, has_symlink_parent
 from reprocli.core.pointer import Pointer
@@ -375,29 +374,7 @@ def stage_files(
         if has_symlink_parent(project.root, f) is None and project.path(f).is_file()
     )
     if rest:
-        files |= _unstaged(project.git, rest)
+        files |= project.git.unstaged(rest)
     existing = [f for f in sorted(files) if project.path(f).exists()]
     if existing:
         project.git.add(existing)
-
-
-def _unstaged(git: GitRepo, paths: list[str]) -> set[str]:
-    """Which of `paths` differ from the index (changed, or new and not ignored)."""
-    out = git.run(
-        "status",
-        "--porcelain",
-        "-z",
-        "--untracked-files=all",
-        "--",
-        *(f":(literal){p}" for p in paths),
-    )
-    changed: set[str] = set()
-    records = iter(out.split("\0"))
-    for record in records:
-        if len(record) < 4:
-            continue
-        if record[0] in "RC":
-            next(records, None)  # a rename's or copy's source path follows
-        if record[1] != " ":  # the work tree differs from the index (`??`: untracked)
-            changed.add(record[3:])
-    return changed
