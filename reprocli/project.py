@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reprocli.core import atomic, gitrepo, lock, pointer, workspace
 from reprocli.core import config as configmod
+from reprocli.core import folders, gitrepo, lock, pointer, workspace, yamlio
 from reprocli.core.atomic import remove_stale_temps, storage_error
 from reprocli.core.config import Config
 from reprocli.core.gitrepo import GitRepo
@@ -54,8 +54,7 @@ class Project:
         for folder in (here, *here.parents):
             if os.path.lexists(folder / REPRO_DIR):
                 _check_own_folders(folder)
-                if (folder / ".git").exists():
-                    _check_local_config_untracked(folder)
+                _check_tracked_internals(folder)
                 project = cls(folder, configmod.load(folder / REPRO_DIR))
                 if not project.config.no_scm and not (folder / ".git").exists():
                     raise NotAProjectError(
@@ -190,8 +189,7 @@ class Project:
         """Check a path given on the command line and return it as a repository path."""
         absolute = Path(os.path.abspath(user_path))
         rel = to_repo_path(self.root, absolute)
-        first = rel.split("/", 1)[0]
-        if first == REPRO_DIR:
+        if is_own(rel):
             raise UnsafePathError(f"{user_path}: inside {REPRO_DIR}/, which repro manages itself")
         link = has_symlink_parent(self.root, rel)
         if link is not None:
@@ -219,16 +217,14 @@ class Project:
     def read_pointer(self, file: RepoPath) -> Pointer:
         """Parse the pointer file `file`."""
         try:
-            data = (self.root / file).read_bytes()
+            data = folders.read_bytes(self.root, file, limit=pointer.MAX_BYTES)
         except FileNotFoundError:
             raise InvalidFileError(f"{file}: no such pointer file") from None
-        except OSError as exc:
-            raise InvalidFileError(f"{file}: cannot read ({exc.strerror})") from None
         return self._confined(pointer.decode(data, file=file), file)
 
     def _confined(self, ptr: Pointer, where: str) -> Pointer:
         """Refuse a pointer whose data would be repro's own files (invariant 5)."""
-        if ptr.data.split("/", 1)[0] == REPRO_DIR:
+        if is_own(ptr.data):
             raise UnsafePathError(
                 f"{where}: names {ptr.data}, inside {REPRO_DIR}/, which repro manages itself"
             )
@@ -243,7 +239,7 @@ class Project:
         from reprocli.pipeline import spec  # noqa: PLC0415 - see TYPE_CHECKING
 
         try:
-            data = (self.root / PIPELINE_FILE).read_bytes()
+            data = folders.read_bytes(self.root, PIPELINE_FILE, limit=yamlio.MAX_BYTES)
         except FileNotFoundError:
             return None
         return spec.parse(data)
@@ -253,7 +249,7 @@ class Project:
         from reprocli.pipeline import lockfile  # noqa: PLC0415 - see TYPE_CHECKING
 
         try:
-            data = (self.root / LOCK_FILE).read_bytes()
+            data = folders.read_bytes(self.root, LOCK_FILE, limit=lockfile.MAX_BYTES)
         except FileNotFoundError:
             return {}
         return lockfile.decode(data)
@@ -263,7 +259,7 @@ class Project:
         from reprocli.pipeline import lockfile  # noqa: PLC0415 - see TYPE_CHECKING
 
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_bytes(self.root / LOCK_FILE, lockfile.encode(entries), tmp_dir=self.tmp_dir)
+        folders.write_bytes(self.root, LOCK_FILE, lockfile.encode(entries), tmp_dir=self.tmp_dir)
 
     def tracked(self) -> list[Pointer]:
         """Every tracked path: pointer files, and the cached outputs recorded in repro.lock."""
@@ -294,14 +290,26 @@ class Project:
 
 OWN_FOLDERS = ("", "cache", "cache/objects", "cache/runs", "cache/tmp", "state", "tmp")
 """repro's folders under .repro/: never symlinks (a clone could commit one pointing anywhere)."""
+SCANNED = ("", "cache", "cache/objects", "cache/runs", "state")
+"""Folders whose every entry must not be a symlink either: the fan-out folders of objects
+and run records, the stat database and its journals (temp folders are only ever cleaned)."""
+TRACKED_INTERNALS = frozenset({f"{REPRO_DIR}/config.yaml", f"{REPRO_DIR}/.gitignore"})
+"""The only files under .repro/ that Git may track."""
+
+
+def is_own(rel: str) -> bool:
+    """Whether repository path `rel` lies in `.repro/` (in any letter case: the filesystem
+    may not tell `.Repro` from `.repro`)."""
+    return rel.split("/", 1)[0].lower() == REPRO_DIR
 
 
 def _check_own_folders(root: Path) -> None:
-    """Refuse a `.repro/` whose own folders (or lock) are symlinks or not folders.
+    """Refuse a `.repro/` holding a symlink where repro reads, writes or deletes.
 
     Git can commit a symlink at any of these paths; following one would put the cache, the
-    lock or temp files wherever a hostile repository points (invariant 5). A cache kept
-    elsewhere is configured with `cache.dir`, never with a link.
+    lock, object fan-out folders, run records or the stat database wherever a hostile
+    repository points (invariant 5). A cache kept elsewhere is configured with `cache.dir`,
+    never with a link.
     """
     for name in (*OWN_FOLDERS, "lock"):
         path = root / REPRO_DIR / name if name else root / REPRO_DIR
@@ -318,23 +326,50 @@ def _check_own_folders(root: Path) -> None:
                 if stat.S_ISLNK(mode)
                 else "not a regular " + ("file" if name == "lock" else "folder")
             )
-            raise UnsafePathError(
-                f"{path}: is {kind}; repro never follows links inside {REPRO_DIR}/",
-                hint="remove it (`git rm --cached` it if Git tracks it); "
-                "to keep the cache elsewhere, set cache.dir in .repro/config.local.yaml",
-            )
+            _refuse_link(path, kind)
+    for name in SCANNED:
+        folder = root / REPRO_DIR / name if name else root / REPRO_DIR
+        try:
+            with os.scandir(folder) as entries:  # one listing: the kind comes with each name
+                links = [entry.path for entry in entries if entry.is_symlink()]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise storage_error(exc, "cannot read", folder) from exc
+        if links:
+            _refuse_link(Path(sorted(links)[0]), "a symlink")
 
 
-def _check_local_config_untracked(root: Path) -> None:
-    """Refuse a `.repro/config.local.yaml` that Git tracks: a clone could commit one to move
-    the cache or add credentials-bearing remotes that only the untracked level may set."""
-    rel = f"{REPRO_DIR}/{configmod.LOCAL_FILE}"
-    if not os.path.lexists(root / rel):
-        return
-    if GitRepo(root).ls_files(rel):
+def _refuse_link(path: Path, kind: str) -> None:
+    raise UnsafePathError(
+        f"{path}: is {kind}; repro never follows links inside {REPRO_DIR}/",
+        hint="remove it (`git rm --cached` it if Git tracks it); "
+        "to keep the cache elsewhere, set cache.dir in .repro/config.local.yaml",
+    )
+
+
+def _check_tracked_internals(root: Path) -> None:
+    """Refuse a repository whose Git tracks files under `.repro/` beyond the tracked config
+    and its `.gitignore`: a clone could commit a `config.local.yaml` (which moves the cache
+    and may set any remote option), planted cache objects or run records, or links there.
+
+    The enclosing work tree is asked even when `.repro/` is not at its root: a `no_scm`
+    project nested inside a clone is still a stranger's files."""
+    if not (root / ".git").exists() and gitrepo.toplevel(root) is None:
+        return  # no Git around: nothing can have been committed
+    # Run from `root`, ls-files prints paths relative to it, wherever the work tree starts.
+    listed = GitRepo(root).run("ls-files", "-z", "--cached", "--", f":(icase){REPRO_DIR}")
+    for rel in sorted(p for p in listed.split("\0") if p):
+        if rel in TRACKED_INTERNALS:
+            continue
+        what = (
+            "the local config, which must never be committed"
+            if rel.lower().endswith(configmod.LOCAL_FILE)
+            else f"repro's own files, of which Git may only track {REPRO_DIR}/config.yaml"
+        )
         raise UnsafePathError(
-            f"{rel}: is tracked by Git, but the local config must never be committed",
-            hint=f"`git rm --cached {rel}` and check its settings before using this repository",
+            f"{rel}: is tracked by Git, but it is {what}",
+            hint=f"check what the repository put there, then `git rm -r --cached {rel}`",
         )
 
 

@@ -13,14 +13,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections import OrderedDict
 from pathlib import Path
 from types import TracebackType
 
+from reprocli.core import atomic
 from reprocli.core.atomic import storage_error
-from reprocli.errors import UnsafePathError
+from reprocli.errors import InvalidFileError, UnsafePathError
 
 _FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO planted where a file is expected must not hang the command.
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Folders:
@@ -116,7 +121,111 @@ class Folders:
         finally:
             os.close(fd)
 
+    def read_bytes(self, rel: str, *, limit: int) -> bytes:
+        """The bytes of regular file `rel`, refusing a symlink anywhere on the way or at the
+        file itself, and anything larger than `limit` bytes (checked before it is read).
+
+        Raise FileNotFoundError when a component is missing (or is a file where a folder is
+        needed), UnsafePathError for a symlink, InvalidFileError for a non-regular file or
+        one over the limit."""
+        folder, _, name = rel.rpartition("/")
+        try:
+            parent = self.fd(folder)
+        except UnsafePathError:
+            if not _has_link_on_the_way(self.root, folder):
+                raise FileNotFoundError(errno.ENOENT, "no such file", rel) from None  # a file
+            raise UnsafePathError(
+                f"{rel}: a folder on the way is a symlink; repro does not read through links"
+            ) from None
+        try:
+            fd = os.open(name, _READ, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePathError(
+                    f"{rel}: is a symlink; repro does not read through links"
+                ) from None
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                raise FileNotFoundError(errno.ENOENT, "no such file", rel) from None
+            raise storage_error(exc, "cannot read", self.root / rel) from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InvalidFileError(f"{rel}: is not a regular file")
+            if st.st_size > limit:
+                raise InvalidFileError(f"{rel}: file is larger than {limit} bytes")
+            chunks = []
+            left = limit + 1  # a file growing while it is read is still capped
+            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+            if left <= 0:
+                raise InvalidFileError(f"{rel}: file is larger than {limit} bytes")
+            return b"".join(chunks)
+        except OSError as exc:
+            raise storage_error(exc, "cannot read", self.root / rel) from exc
+        finally:
+            os.close(fd)
+
+    def write_bytes(
+        self, rel: str, data: bytes, *, tmp_dir: Path | None = None, mode: int = 0o644
+    ) -> None:
+        """Publish `data` at `rel` atomically (temp file, fsync, rename, folder sync), never
+        through a symlinked folder; a symlink at `rel` itself is replaced, not followed.
+
+        The temp file is written in `tmp_dir` (repro's own folder) when it shares the
+        folder's filesystem, else beside the target."""
+        folder, _, name = rel.rpartition("/")
+        parent = self.fd(folder, create=True)
+        tmp_fd: int | None = None
+        tmp = f"{tmp_dir}/{atomic.temp_name()}" if tmp_dir is not None else ""
+        if not tmp or os.stat(tmp_dir).st_dev != os.fstat(parent).st_dev:  # type: ignore[arg-type]
+            tmp, tmp_fd = atomic.temp_name(), parent
+        try:
+            fd = os.open(tmp, _CREATE, mode, dir_fd=tmp_fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=tmp_fd, dst_dir_fd=parent)
+            os.fsync(parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=tmp_fd)
+            raise storage_error(exc, "cannot write", self.root / rel) from exc
+        except BaseException:  # Ctrl-C mid-write: the temp file goes too
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=tmp_fd)
+            raise
+
     def _forget(self, rel: str) -> None:
         """Close the descriptors of `rel` and everything under it (about to be removed)."""
         for key in [k for k in self._fds if k == rel or k.startswith(rel + "/")]:
             os.close(self._fds.pop(key))
+
+
+def read_bytes(root: Path, rel: str, *, limit: int) -> bytes:
+    """`Folders.read_bytes` for one file: regular file `rel` under `root`, never through a
+    symlink, at most `limit` bytes."""
+    with Folders(root, keep=4) as folders:
+        return folders.read_bytes(rel, limit=limit)
+
+
+def write_bytes(root: Path, rel: str, data: bytes, *, tmp_dir: Path | None = None) -> None:
+    """`Folders.write_bytes` for one file under `root`."""
+    with Folders(root, keep=4) as folders:
+        folders.write_bytes(rel, data, tmp_dir=tmp_dir)
+
+
+def _has_link_on_the_way(root: Path, folder: str) -> bool:
+    current = root
+    for part in folder.split("/"):
+        current = current / part
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except OSError:
+            return False
+    return False

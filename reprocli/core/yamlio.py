@@ -14,6 +14,9 @@ import yaml
 
 from reprocli.errors import InvalidFileError
 
+MAX_BYTES = 1 << 20
+"""The largest YAML file read by default (callers check it before reading, too)."""
+
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -79,13 +82,13 @@ def _translated(where: str) -> Iterator[None]:
         raise InvalidFileError(f"{where}: YAML nested too deeply") from None
 
 
-def load(data: bytes, *, where: str, limit: int = 1 << 20) -> Any:
+def load(data: bytes, *, where: str, limit: int = MAX_BYTES) -> Any:
     """Parse one YAML document from `data`; raise InvalidFileError on anything doubtful."""
     with _translated(where):
         return yaml.load(_text(data, where, limit), Loader=_StrictLoader)
 
 
-def compose(data: bytes, *, where: str, limit: int = 1 << 20) -> tuple[Any, Any]:
+def compose(data: bytes, *, where: str, limit: int = MAX_BYTES) -> tuple[Any, Any]:
     """Parse like `load`, also returning the node tree (for line numbers in messages)."""
     with _translated(where):
         loader = _StrictLoader(_text(data, where, limit))

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from reprocli.core import atomic, gitignore, pointer, workspace
+from reprocli.core import folders, gitignore, pointer, workspace
 from reprocli.core.hashing import ObjectId
-from reprocli.core.paths import RepoPath, problem
+from reprocli.core.paths import RepoPath, has_symlink_parent, problem
 from reprocli.core.pointer import Pointer
 from reprocli.core.progress import SILENT, Progress
-from reprocli.errors import UnsafePathError, UsageError
+from reprocli.errors import InvalidFileError, UnsafePathError, UsageError
 from reprocli.project import Project
 
 
@@ -110,12 +110,10 @@ def record(
     for rel, snap in snapshots:
         ptr = Pointer(rel, snap.oid, snap.size, snap.nfiles, snap.exec)
         changed = publish_pointer(project, ptr)
-        folder, _, name = rel.rpartition("/")
+        folder = rel.rpartition("/")[0]
         to_stage.append(ptr.file)
         if project.git is not None:
-            gitignore.ensure_ignored(
-                project.path(folder) if folder else project.root, name, tmp_dir=project.tmp_dir
-            )
+            gitignore.ensure_ignored(project.root, rel, tmp_dir=project.tmp_dir)
             to_stage.append(f"{folder}/.gitignore" if folder else ".gitignore")
         results.append(Recorded(rel, snap.oid, snap.size, snap.nfiles, changed))
     if project.git is not None and project.config.autostage:
@@ -126,13 +124,14 @@ def record(
 def publish_pointer(project: Project, ptr: Pointer) -> bool:
     """Write `ptr` atomically unless the file already holds these bytes; return if it changed."""
     data = pointer.encode(ptr)
-    path = project.path(ptr.file)
     try:
-        if path.read_bytes() == data:
+        if folders.read_bytes(project.root, ptr.file, limit=pointer.MAX_BYTES) == data:
             return False
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise atomic.storage_error(exc, "cannot read", path) from exc
-    atomic.write_bytes(path, data, tmp_dir=project.tmp_dir)
+    except (FileNotFoundError, InvalidFileError):
+        pass  # missing, or not a file we would write: replaced
+    except UnsafePathError:
+        if has_symlink_parent(project.root, ptr.file) is not None:
+            raise
+        # a symlink at the pointer itself is replaced, never followed
+    folders.write_bytes(project.root, ptr.file, data, tmp_dir=project.tmp_dir)
     return True

@@ -8,15 +8,15 @@ or deleted only when its current bytes are in the cache, or with `force`.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import stat as statmod
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from reprocli.core import atomic, gitignore, gitrepo, manifest, workspace
+from reprocli.core import gitignore, gitrepo, manifest, workspace
 from reprocli.core.atomic import storage_error
 from reprocli.core.folders import Folders
 from reprocli.core.gitrepo import History
@@ -260,17 +260,16 @@ def rollback(
         for ptr in files:
             publish_pointer(project, ptr)
             staged.append(ptr.file)
-            folder, _, name = ptr.data.rpartition("/")
-            gitignore.ensure_ignored(
-                project.path(folder) if folder else project.root, name, tmp_dir=project.tmp_dir
-            )
+            folder = ptr.data.rpartition("/")[0]
+            gitignore.ensure_ignored(project.root, ptr.data, tmp_dir=project.tmp_dir)
             staged.append(f"{folder}/.gitignore" if folder else ".gitignore")
         if entries:
             project.write_lock({**project.lock_entries(), **entries})
             staged.append(LOCK_FILE)
-            for path, data in restored_files:
-                atomic.write_bytes(project.path(path), data, tmp_dir=project.tmp_dir)
-                staged.append(path)
+            with Folders(project.root) as folders:
+                for path, data in restored_files:  # never through a folder HEAD made a link
+                    folders.write_bytes(path, data, tmp_dir=project.tmp_dir)
+                    staged.append(path)
         if project.config.autostage:
             git.add(sorted(set(staged)))
 
@@ -351,14 +350,14 @@ def restore(
         replan = replan or set()
         plans = [plan(project, ptr, force=force or ptr.data in replan) for ptr in pointers]
         conflicts = [c for p in plans for c in p.conflicts]
-        removals: list[Path] = []
+        removals: list[RepoPath] = []
         for ptr in [*leaving, *protect]:
             path = project.path(ptr.data)
             if not os.path.lexists(path):
                 continue
             if force or _is_cached(project, path):
                 if ptr in leaving:
-                    removals.append(path)
+                    removals.append(ptr.data)
             else:
                 conflicts.append(ptr.data)
         if conflicts:
@@ -377,11 +376,12 @@ def restore(
             if not item.is_noop:
                 apply(project, item, linker, progress)
         progress.finish()
-        for path in removals:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+        # By path again after `before_apply` moved Git: a folder on the way may be a link
+        # now (`d -> ..`), so each removal goes through descriptors that refuse links.
+        with Folders(project.root) as folders:
+            for rel in removals:
+                with contextlib.suppress(FileNotFoundError):
+                    folders.remove_tree(rel)
         if after_apply is not None:
             after_apply()
     return CheckoutResult(
@@ -391,7 +391,7 @@ def restore(
         changed=tuple(p.ptr.data for p in plans if not p.is_noop),
         kept=tuple(f"{p.ptr.data}/{k}" for p in plans for k in p.kept),
         link_types=tuple(sorted(linker.used)),
-        removed=tuple(p.data for p in leaving if project.path(p.data) in removals),
+        removed=tuple(p.data for p in leaving if p.data in removals),
     )
 
 

@@ -47,6 +47,6 @@ def init(directory: Path, *, no_scm: bool = False) -> Initialised:
     if not no_scm:
         # A temp file written beside data (when .repro/tmp is on another filesystem) and
         # left by a killed process must never show up as something to commit.
-        gitignore.ensure_line(root, TEMP_PATTERN, tmp_dir=None)
+        gitignore.ensure_line(root, "", TEMP_PATTERN, tmp_dir=None)
         GitRepo(root).add([".gitignore", f"{REPRO_DIR}/.gitignore", f"{REPRO_DIR}/config.yaml"])
     return Initialised(root, created=True)

@@ -301,10 +301,7 @@ def _hand_to_git(project: Project, path: RepoPath, cached: bool, touched: set[st
     if project.git is None:
         return
     if cached:
-        folder, _, name = path.rpartition("/")
-        gitignore.ensure_ignored(
-            project.path(folder) if folder else project.root, name, tmp_dir=project.tmp_dir
-        )
+        gitignore.ensure_ignored(project.root, path, tmp_dir=project.tmp_dir)
     touched.add(_git_file(path, cached))
 
 

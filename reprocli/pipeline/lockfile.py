@@ -15,6 +15,8 @@ from reprocli.core.paths import RepoPath
 from reprocli.errors import InvalidFileError
 
 FILE = "repro.lock"
+MAX_BYTES = 64 << 20
+"""The largest repro.lock read (checked before reading: a committed link to /dev/zero)."""
 VERSION = 1
 
 
@@ -81,7 +83,7 @@ def encode(entries: dict[str, LockEntry]) -> bytes:
 
 def decode(data: bytes) -> dict[str, LockEntry]:
     """Parse and validate repro.lock; raise InvalidFileError naming what is wrong."""
-    raw = yamlio.load(data, where=FILE, limit=64 << 20)
+    raw = yamlio.load(data, where=FILE, limit=MAX_BYTES)
     if raw is None:
         return {}
     if not isinstance(raw, dict) or set(raw) - {"version", "hash", "stages"}:
@@ -133,7 +135,7 @@ def parse_artifact(item: Any, where: str, field: str) -> Artifact:
     if not isinstance(item, dict) or set(item) - {"path", "oid", "size", "nfiles", "cache"}:
         raise InvalidFileError(f"{where}: {field}: each entry has path, oid, size (nfiles, cache)")
     path = paths.check_relative(item.get("path"), where=f"{where}: {field}")
-    if path.split("/", 1)[0] == ".repro":
+    if path.split("/", 1)[0].lower() == ".repro":  # any case: the filesystem may fold it
         raise InvalidFileError(f"{where}: {field}: {path!r} is inside .repro/")
     oid = item.get("oid")
     if not isinstance(oid, str) or not is_oid(oid):

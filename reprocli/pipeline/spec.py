@@ -254,7 +254,7 @@ def _resolve(
     reason = paths.problem(joined)
     if reason is not None:
         raise where.error(f"{field}: {text!r} {reason}", *keys, stage=stage)
-    if joined.split("/", 1)[0] == ".repro":
+    if joined.split("/", 1)[0].lower() == ".repro":  # any case: the filesystem may fold it
         raise where.error(
             f"{field}: {text!r} is inside .repro/, which repro manages itself", *keys, stage=stage
         )
