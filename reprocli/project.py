@@ -102,7 +102,15 @@ class Project:
         foreign_links: list[str] | None = None,
         progress: Progress = SILENT,
     ) -> workspace.Snapshot:
-        """The object view of workspace data at `rel` (see workspace.snapshot)."""
+        """The object view of workspace data at `rel` (see workspace.snapshot); a folder on
+        the way that is a symlink is refused, so no byte outside the repository is hashed."""
+        link = has_symlink_parent(self.root, rel)
+        if link is not None:
+            raise UnsafePathError(
+                f"{rel}: the folder {link} on the way is a symlink; repro does not read "
+                "through links",
+                hint="replace the link with a real folder",
+            )
         return workspace.snapshot(
             self.path(rel),
             rel,

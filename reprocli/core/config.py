@@ -128,7 +128,20 @@ def read_level(path: Path, level: Level) -> dict[str, Any]:
                     f"{path}: {section}.{key} may not be set in the tracked config",
                     hint="set it in .repro/config.local.yaml or the global config",
                 )
+            if (section, key, level) == ("cache", "type", "repo"):
+                _check_tracked_link_types(value, path)
     return raw
+
+
+def _check_tracked_link_types(value: str, path: Path) -> None:
+    """The tracked config may only choose link types that never expose the cache's own files
+    to the workspace: `hardlink` and `symlink` share them, which a user opts into locally."""
+    shared = [t for t in parse_link_types(value, str(path)) if t in ("hardlink", "symlink")]
+    if shared:
+        raise InvalidFileError(
+            f"{path}: cache.type {shared[0]} may not be set in the tracked config",
+            hint="choose it in .repro/config.local.yaml or the global config",
+        )
 
 
 def _check_remotes(values: object, path: Path, level: Level) -> None:

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from reprocli.errors import GitError, StorageError
+from reprocli.errors import GitError, InvalidFileError, StorageError
 
 _DISK_FULL = re.compile(r"(?i)out of diskspace|no space left on device|disk quota exceeded")
 
@@ -254,10 +254,20 @@ class History:
         """The content of blob `blob`."""
         return bytes(self._repo.git.get_object_data(blob)[3])
 
-    def read(self, sha: str, path: str) -> bytes | None:
-        """The content of `path` in commit `sha`, or None when there is no such file."""
-        blob = self.blob_id(sha, path)
-        return None if blob is None else self.read_blob(blob)
+    def read(self, sha: str, path: str, *, limit: int | None = None) -> bytes | None:
+        """The content of `path` in commit `sha`, or None when there is no such file; with
+        `limit`, a blob larger than that is refused before it is read."""
+        if "\n" in path:
+            return None
+        try:
+            found, kind, size = self._repo.git.get_object_header(f"{sha}:{path}")
+        except ValueError:
+            return None
+        if _text(kind) != "blob":
+            return None
+        if limit is not None and int(size) > limit:
+            raise InvalidFileError(f"{sha[:12]}:{path}: file is larger than {limit} bytes")
+        return self.read_blob(_text(found))
 
     def commits(self, sha: str, paths: list[str]) -> list[CommitInfo]:
         """Commits reachable from `sha` that changed any of `paths`, newest first."""

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from reprocli.core import atomic
@@ -54,6 +55,7 @@ class Linker:
         swapped for a symlink meanwhile is never followed (see core/folders.py).
         """
         source = self.store.os_path(oid)
+        _check_regular(source, oid)
         mode = (0o777 if executable else 0o666) & ~self.umask
         final = os.path.basename(dest) if dir_fd is not None else dest
         for kind in list(self.types):
@@ -132,7 +134,7 @@ class Linker:
                 _copy_verified(source, tmp, oid, mode, tmp_fd)
                 return True
             try:
-                os.link(source, tmp, dst_dir_fd=tmp_fd)
+                os.link(source, tmp, dst_dir_fd=tmp_fd, follow_symlinks=False)
             except OSError as exc:
                 if exc.errno == errno.EMLINK:
                     _copy_verified(source, tmp, oid, mode, tmp_fd)
@@ -143,6 +145,20 @@ class Linker:
             return True
         os.symlink(os.path.abspath(source), tmp, dir_fd=tmp_fd)
         return True
+
+
+def _check_regular(source: str, oid: ObjectId) -> None:
+    """Refuse a cache entry that is not a regular file: a link planted in the cache would
+    otherwise be hardlinked, symlinked or cloned into the workspace unchecked."""
+    try:
+        st = os.lstat(source)
+    except FileNotFoundError:
+        return  # reported as a missing object where it is opened
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptObjectError(
+            f"cache object {oid} is not a regular file (a symlink?); it was not checked out",
+            hint="run `repro fsck --repair`, then `repro pull` it again",
+        )
 
 
 def _current_umask() -> int:
@@ -159,8 +175,11 @@ def _discard(tmp: str, tmp_fd: int | None = None) -> None:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+_SOURCE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _copy_verified(source: str, tmp: str, oid: ObjectId, mode: int, tmp_fd: int | None) -> None:
-    src = os.open(source, os.O_RDONLY)
+    src = os.open(source, _SOURCE)
     try:
         dst = os.open(tmp, _CREATE, mode, dir_fd=tmp_fd)
         try:
@@ -182,7 +201,7 @@ def _copy_verified(source: str, tmp: str, oid: ObjectId, mode: int, tmp_fd: int 
 
 
 def _reflink(source: str, tmp: str, mode: int, tmp_fd: int | None) -> bool:
-    src = os.open(source, os.O_RDONLY)
+    src = os.open(source, _SOURCE)
     try:
         dst = os.open(tmp, _CREATE, mode, dir_fd=tmp_fd)
         try:

@@ -7,6 +7,7 @@ manifest), size and entries. The stat cache spares re-hashing files whose stat i
 from __future__ import annotations
 
 import os
+import re
 import stat as statmod
 import time
 from collections.abc import Callable
@@ -91,6 +92,9 @@ def scan(
     return found
 
 
+_CACHE_NAME = re.compile(r"[0-9a-f]{2}/[0-9a-f]{30}")
+
+
 def is_cache_link(path: str | Path, cache_links: str | None) -> bool:
     """Whether `path` is a symlink into the object cache folder `cache_links`."""
     if cache_links is None:
@@ -99,7 +103,14 @@ def is_cache_link(path: str | Path, cache_links: str | None) -> bool:
         target = os.readlink(path)
     except OSError:
         return False
-    return target.startswith(cache_links) and os.path.isfile(target)
+    # The target is judged as written, never resolved: `<cache>/objects/../../secret` starts
+    # with the cache prefix but leads out, so only a normal `ab/cdef…` object name counts.
+    if not target.startswith(cache_links) or not _CACHE_NAME.fullmatch(target[len(cache_links) :]):
+        return False
+    try:
+        return statmod.S_ISREG(os.lstat(target).st_mode)
+    except OSError:
+        return False
 
 
 def is_exec(st: os.stat_result) -> bool:

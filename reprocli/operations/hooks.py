@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reprocli.core import atomic, gitrepo, yamlio
+from reprocli.core import atomic, folders, gitrepo, yamlio
 from reprocli.errors import InvalidFileError, UsageError
 from reprocli.project import Project
 
@@ -292,17 +292,18 @@ def configure_pre_commit(project: Project) -> tuple[Path, bool]:
         "#   pre-commit install --hook-type pre-commit --hook-type pre-push "
         "--hook-type post-checkout --hook-type post-merge --hook-type post-rewrite\n"
     )
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # never through a link: its target's bytes would land in a tracked file
+        text = folders.read_bytes(project.root, PRE_COMMIT_CONFIG, limit=yamlio.MAX_BYTES).decode()
     except FileNotFoundError:
-        atomic.write_bytes(
-            path, (header + "repos:\n" + pre_commit_block("  ")).encode(), tmp_dir=project.tmp_dir
+        folders.write_bytes(
+            project.root,
+            PRE_COMMIT_CONFIG,
+            (header + "repos:\n" + pre_commit_block("  ")).encode(),
+            tmp_dir=project.tmp_dir,
         )
         return path, True
     except UnicodeDecodeError:
         raise InvalidFileError(f"{PRE_COMMIT_CONFIG}: is not UTF-8 text") from None
-    except OSError as exc:
-        raise atomic.storage_error(exc, "cannot read", path) from exc
     value, root = yamlio.compose(text.encode(), where=PRE_COMMIT_CONFIG)
     if value is None:
         value = {}
@@ -353,5 +354,5 @@ def configure_pre_commit(project: Project) -> tuple[Path, bool]:
         at = end.line if end.column == 0 else end.line + 1
         lines[at:at] = [pre_commit_block(indent)]
     new = "".join(lines)
-    atomic.write_bytes(path, new.encode(), tmp_dir=project.tmp_dir)
+    folders.write_bytes(project.root, PRE_COMMIT_CONFIG, new.encode(), tmp_dir=project.tmp_dir)
     return path, True

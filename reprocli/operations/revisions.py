@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reprocli.core import gitrepo
+from reprocli.core import folders, gitrepo
 from reprocli.core.gitrepo import History
 from reprocli.errors import UsageError
+from reprocli.pipeline.lockfile import MAX_BYTES as READ_LIMIT
 from reprocli.project import Project
 
 WORKSPACE = "workspace"
@@ -93,13 +94,13 @@ class Reader:
     def read(self, rev: Rev, path: str) -> bytes | None:
         """The bytes of `path` at `rev`, or None when it has no such file."""
         if rev.sha is None:
-            try:
-                return self.project.path(path).read_bytes()
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            try:  # never through a link: a committed `metrics.json -> ~/.kube/config`
+                return folders.read_bytes(self.project.root, path, limit=READ_LIMIT)
+            except FileNotFoundError:
                 return None
         if self.history is None:
             return None
-        return self.history.read(rev.sha, path)
+        return self.history.read(rev.sha, path, limit=READ_LIMIT)
 
     def version(self, rev: Rev, path: str) -> str | None:
         """An id of the content of `path` at `rev` (the blob id), for reading each version once;

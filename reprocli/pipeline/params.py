@@ -7,16 +7,19 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from reprocli.core import yamlio
+from reprocli.core import folders, yamlio
 from reprocli.errors import InvalidFileError
 
 MISSING = object()
+MAX_BYTES = 16 << 20
+"""The largest parameters or metrics file read (YAML ones stop at yamlio's 1 MiB)."""
 
 
-def read(path: Path, name: str) -> dict[str, Any]:
-    """The whole parameters file as a mapping (YAML, JSON or TOML by extension)."""
+def read(root: Path, name: str) -> dict[str, Any]:
+    """The whole parameters file `name` under `root` as a mapping (YAML, JSON or TOML by
+    extension), never read through a symlink and never larger than MAX_BYTES."""
     try:
-        data = path.read_bytes()
+        data = folders.read_bytes(root, name, limit=MAX_BYTES)
     except FileNotFoundError:
         raise InvalidFileError(f"{name}: parameters file does not exist") from None
     return parse(data, name)
@@ -24,6 +27,8 @@ def read(path: Path, name: str) -> dict[str, Any]:
 
 def parse(data: bytes, name: str) -> dict[str, Any]:
     """A parameters or metrics file's bytes as a mapping: JSON, TOML or YAML by `name`'s suffix."""
+    if len(data) > MAX_BYTES:
+        raise InvalidFileError(f"{name}: file is larger than {MAX_BYTES} bytes")
     suffix = Path(name).suffix.lower()
     if suffix == ".json":
         try:

@@ -43,7 +43,7 @@ class ParamReader:
         found: dict[str, dict[str, Any]] = {}
         for ref in stage.params:
             if ref.file not in self._files:
-                self._files[ref.file] = paramsmod.read(self.root / ref.file, ref.file)
+                self._files[ref.file] = paramsmod.read(self.root, ref.file)
             value = paramsmod.lookup(self._files[ref.file], ref.key)
             if value is paramsmod.MISSING:
                 raise InvalidFileError(

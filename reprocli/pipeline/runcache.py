@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from reprocli.pipeline.lockfile import Artifact, LockEntry, artifact_dict, parse
 from reprocli.pipeline.spec import Stage
 
 VERSION = 1
+MAX_BYTES = 16 << 20
+"""The largest run record read: records name a stage's outputs, a few lines each."""
 
 
 def key(stage: Stage, entry: LockEntry) -> str:
@@ -81,34 +84,58 @@ class RunCache:
         data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         atomic.write_bytes(path, data, tmp_dir=self.tmp)
 
-    def load(self, run_key: str) -> tuple[Artifact, ...] | None:
-        """The outputs recorded for `run_key`, or None (a damaged record counts as none)."""
+    def read(self, run_key: str) -> bytes | None:
+        """The bytes of the record for `run_key`, or None when it is missing, too large, or
+        not a regular file (a planted link must never be read, nor uploaded by a push)."""
         try:
-            data = self.path_of(run_key).read_bytes()
+            fd = os.open(self.path_of(run_key), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             return None
-        return parse(data)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+                return None
+            data = os.read(fd, MAX_BYTES + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return data if len(data) <= MAX_BYTES else None
+
+    def load(self, run_key: str) -> tuple[Artifact, ...] | None:
+        """The outputs recorded for `run_key`, or None (a damaged record counts as none)."""
+        data = self.read(run_key)
+        return None if data is None else parse(data)
 
     def keys(self) -> list[str]:
-        """Every run key present."""
+        """Every run key present (regular files only)."""
         found = []
         try:
-            prefixes = os.listdir(self.root)
+            prefixes = list(os.scandir(self.root))
         except FileNotFoundError:
             return []
         for prefix in prefixes:
-            for name in os.listdir(self.root / prefix):
-                if is_oid(prefix + name):
-                    found.append(prefix + name)
+            if not prefix.is_dir(follow_symlinks=False):
+                continue
+            with os.scandir(prefix.path) as entries:
+                for entry in entries:
+                    run_key = prefix.name + entry.name
+                    if is_oid(run_key) and entry.is_file(follow_symlinks=False):
+                        found.append(run_key)
         return found
 
 
 def upload(cache: RunCache, remote: Remote, keys: list[str]) -> int:
     """Upload the records the remote lacks (after their objects are there); return how many."""
     missing = sorted(set(keys) - remote.list_runs())
+    sent = 0
     for run_key in missing:
-        remote.put_run(run_key, cache.path_of(run_key).read_bytes())
-    return len(missing)
+        data = cache.read(run_key)
+        if data is None or parse(data) is None:
+            continue  # only records repro could use leave this machine
+        remote.put_run(run_key, data)
+        sent += 1
+    return sent
 
 
 def download(cache: RunCache, remote: Remote) -> list[str]:

@@ -488,13 +488,13 @@ def _read_config(tmp_path: Path, text: bytes, level: config.Level = "repo") -> d
 
 def test_a_sound_config_is_accepted(tmp_path: Path) -> None:
     text = (
-        b"version: 1\ncore:\n  autostage: false\n  remote: origin\ncache:\n  type: hardlink,copy\n"
+        b"version: 1\ncore:\n  autostage: false\n  remote: origin\ncache:\n  type: reflink,copy\n"
         b"remotes:\n  origin:\n    url: s3://bucket/prefix\n"
     )
     assert _read_config(tmp_path, text) == {
         "version": 1,
         "core": {"autostage": False, "remote": "origin"},
-        "cache": {"type": "hardlink,copy"},
+        "cache": {"type": "reflink,copy"},
         "remotes": {"origin": {"url": "s3://bucket/prefix"}},
     }
 
