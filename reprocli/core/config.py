@@ -8,13 +8,15 @@ point repro's deletions (gc) at an arbitrary folder (RELIABILITY G5).
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from reprocli.core import atomic, yamlio
-from reprocli.errors import InvalidFileError
+from reprocli.errors import InvalidFileError, UnsafePathError
 
 LinkType = Literal["reflink", "copy", "hardlink", "symlink"]
 LINK_TYPES: tuple[LinkType, ...] = ("reflink", "copy", "hardlink", "symlink")
@@ -90,14 +92,40 @@ def parse_link_types(text: str, where: str) -> tuple[LinkType, ...]:
     return tuple(cast(LinkType, n) for n in names)
 
 
+def _read(path: Path, *, follow: bool) -> bytes:
+    """A config file's bytes, refused before reading when larger than YAML's cap or not a
+    regular file (a committed link to /dev/zero); the repository's own files (`follow`
+    false) are never read through a symlink at the file itself."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePathError(
+                f"{path}: is a symlink; repro does not read through links"
+            ) from None
+        raise InvalidFileError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidFileError(f"{path}: is not a regular file")
+        if st.st_size > yamlio.MAX_BYTES:
+            raise InvalidFileError(f"{path}: file is larger than {yamlio.MAX_BYTES} bytes")
+        return os.read(fd, yamlio.MAX_BYTES + 1)
+    except OSError as exc:
+        raise InvalidFileError(f"{path}: cannot read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 def read_level(path: Path, level: Level) -> dict[str, Any]:
     """Read and validate one config file; a missing file is an empty mapping."""
     try:
-        data = path.read_bytes()
+        data = _read(path, follow=level in ("system", "global"))
     except FileNotFoundError:
         return {}
-    except OSError as exc:
-        raise InvalidFileError(f"{path}: cannot read ({exc.strerror})") from None
     raw = yamlio.load(data, where=str(path))
     if raw is None:
         return {}
@@ -129,7 +157,7 @@ def read_level(path: Path, level: Level) -> dict[str, Any]:
                     hint="set it in .repro/config.local.yaml or the global config",
                 )
             if (section, key, level) == ("cache", "type", "repo"):
-                _check_tracked_link_types(value, path)
+                _check_tracked_link_types(str(value), path)
     return raw
 
 
@@ -200,7 +228,7 @@ def initial_bytes(*, no_scm: bool) -> bytes:
 def read_file(path: Path) -> dict[str, Any]:
     """A config file's raw mapping (empty when missing), for editing by `repro remote`."""
     try:
-        raw = yamlio.load(path.read_bytes(), where=str(path))
+        raw = yamlio.load(_read(path, follow=False), where=str(path))
     except FileNotFoundError:
         return {}
     if raw is None:
