@@ -148,12 +148,11 @@ def status(
                 }
             )
         elif not opts.quiet:
+            name = render.one_line(pushed.remote)  # the tracked config's: a stranger's name
             for gap in pushed.gaps:
-                render.out(
-                    f"{gap.path}: {gap.missing} of {gap.total} objects not on remote {pushed.remote}"
-                )
+                render.out(f"{gap.path}: {gap.missing} of {gap.total} objects not on remote {name}")
             if pushed.clean:
-                render.out(f"remote {pushed.remote} has everything")
+                render.out(f"remote {name} has everything")
         if check and not pushed.clean:
             raise typer.Exit(1)
         return
@@ -204,7 +203,7 @@ def _print_status(opts: render.Options, report) -> None:  # type: ignore[no-unty
             render.out(f"    {change.kind + ':':<10}{item.path}/{change.path}")
     for verdict in report.stages:
         if verdict.stale:
-            render.out(f"{verdict.stage}: {'; '.join(verdict.reasons)}")
+            render.out(f"{verdict.stage}: {'; '.join(map(render.one_line, verdict.reasons))}")
         elif opts.verbose:
             render.out(f"{verdict.stage}: up to date")
     if report.clean:

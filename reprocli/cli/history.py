@@ -146,11 +146,11 @@ def log(
         if i:
             render.out()
         names = report.refs.get(v.commit.sha, ())
-        decoration = f" ({', '.join(names)})" if names else ""
+        decoration = f" ({', '.join(map(render.one_line, names))})" if names else ""
         render.out(f"commit {v.commit.sha[:12]}{decoration}")
         render.out(f"Date:   {_iso(v.commit.date)}   {render.one_line(v.commit.summary)}")
         if v.oid is None:
-            render.out(f"    {report.path}: {v.note or 'no longer tracked'}")
+            render.out(f"    {report.path}: {render.one_line(v.note or 'no longer tracked')}")
             continue
         files = f", {v.nfiles} files" if v.nfiles is not None else ""
         render.out(f"    {report.path}: {v.oid}  {render.size(v.size or 0)}{files}")
@@ -160,7 +160,7 @@ def log(
                 render.out(f"      dep   {dep.path}  {dep.oid}")
             for file, values in sorted(v.lineage.params.items()):
                 for key, value in sorted(values.items()):
-                    render.out(f"      param {file}:{key} = {render.cell(value)}")
+                    render.out(f"      param {file}:{render.one_line(key)} = {render.cell(value)}")
 
 
 def _iso(timestamp: int) -> str:
@@ -228,7 +228,8 @@ def _print_diff(opts: render.Options, report: ValuesDiff, markdown: bool, noun: 
         return
     if not report.deltas:
         if markdown:  # a pull-request comment says so rather than staying empty
-            render.out(f"_No {noun} changes between {report.old.name} and {report.new.name}._")
+            old, new = render.markdown_text(report.old.name), render.markdown_text(report.new.name)
+            render.out(f"_No {noun} changes between {old} and {new}._")
         else:
             render.note(opts, f"no {noun} changes between {report.old.name} and {report.new.name}")
         return
@@ -344,7 +345,9 @@ def gc(
         total = len(plan.local.doomed) + (len(plan.remote.doomed) if plan.remote else 0)
         if force or total == 0:
             return True
-        where = f"{plan.local.where}" + (f" and remote {plan.remote.where}" if plan.remote else "")
+        where = render.one_line(
+            plan.local.where + (f" and remote {plan.remote.where}" if plan.remote else "")
+        )  # typer.confirm prints it as it is
         question = (
             f"delete {total} object(s) ({render.size(plan.local.freed)} locally) from {where}?"
         )
@@ -387,16 +390,17 @@ def gc(
 
 
 def _print_sweep(opts: render.Options, sweep: Sweep, dry: bool) -> None:
+    where = render.one_line(sweep.where)
     if dry:
         for oid in sweep.doomed:
-            render.out(f"would delete {sweep.where}: objects/{oid[:2]}/{oid[2:]}")
+            render.out(f"would delete {where}: objects/{oid[:2]}/{oid[2:]}")
         for key in sweep.runs:
-            render.out(f"would delete {sweep.where}: runs/{key[:2]}/{key[2:]}")
+            render.out(f"would delete {where}: runs/{key[:2]}/{key[2:]}")
     verb = "would delete" if dry else "deleted"
     recent = f"; {sweep.recent} recent object(s) kept (--grace)" if sweep.recent else ""
     render.note(
         opts,
-        f"{sweep.where}: {verb} {len(sweep.doomed)} object(s) ({render.size(sweep.freed)}), "
+        f"{where}: {verb} {len(sweep.doomed)} object(s) ({render.size(sweep.freed)}), "
         f"kept {sweep.kept}{recent}",
     )
 
@@ -437,20 +441,21 @@ def fsck(
         )
     else:
         for problem in report.corrupt:
-            render.out(f"corrupt  {problem.subject}: {problem.problem}")
+            render.out(f"corrupt  {render.one_line(f'{problem.subject}: {problem.problem}')}")
         for problem in report.invalid:
             text, subject = render.one_line(problem.problem), render.one_line(problem.subject)
             render.out(f"invalid  {text if text.startswith(subject) else f'{subject}: {text}'}")
         for problem in report.missing:
-            render.out(f"missing  {problem.subject}: {problem.problem}")
+            render.out(f"missing  {render.one_line(f'{problem.subject}: {problem.problem}')}")
         again = "push" if remote else "pull or add"
         for oid in report.repaired:
             render.note(opts, f"deleted damaged object {oid} ({again} brings it back)")
         state = "damaged" if report.damaged else "ok"
         render.note(
             opts,
-            f"{report.where}: {report.objects} object(s) checked, {len(report.corrupt)} corrupt, "
-            f"{len(report.invalid)} invalid, {len(report.missing)} missing: {state}",
+            f"{render.one_line(report.where)}: {report.objects} object(s) checked, "
+            f"{len(report.corrupt)} corrupt, {len(report.invalid)} invalid, "
+            f"{len(report.missing)} missing: {state}",
         )
         if report.damaged and not repair:
             again = (

@@ -92,7 +92,7 @@ def run(
                 opts.verbose or (dry and r.action == "up_to_date")
             ):
                 continue
-            why = f" ({'; '.join(r.reasons)})" if r.reasons else ""
+            why = f" ({'; '.join(map(render.one_line, r.reasons))})" if r.reasons else ""
             render.note(opts, f"{r.name}: {_ACTION_TEXT[r.action]}{why}")
         if results and all(r.action == "up_to_date" for r in results):
             render.note(opts, "everything is up to date")
@@ -116,4 +116,5 @@ def dag(
 
     opts = options(ctx, json=json)
     _, graph = load(Project.discover())
-    render.out(graph.render("json" if opts.json else fmt))
+    for line in graph.render("json" if opts.json else fmt).splitlines():
+        render.out(line)

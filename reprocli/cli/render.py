@@ -2,6 +2,13 @@
 
 Plain text by default (fast to import); rich is loaded only to draw progress on a terminal.
 `--json` prints one document with a `version` key and sorted keys.
+
+Text from a repository (names, values, paths, messages) is a stranger's input, escaped here
+for its medium, once (security issue, hole 12): on a terminal every invisible character is
+spelled out (`\\x1b`, `\\u202e`), so no escape sequence, carriage return or bidi override acts
+and no name breaks a line; in Markdown, characters that would start a link, image, emphasis,
+code, math, HTML or a table cell are escaped too; JSON is ASCII. Callers pass raw text; only a
+field of a line that keeps tabs (`out`, `note`) needs `one_line`.
 """
 
 from __future__ import annotations
@@ -29,21 +36,52 @@ class Options:
 
 
 def out(text: str = "") -> None:
-    """Print a line of the command's result on stdout."""
-    sys.stdout.write(text + "\n")
+    """Print one line of the command's result on stdout.
+
+    Invisible characters are spelled out as `one_line` does, except the tab, which some
+    results use between fields (`remote list`): a field that may hold one goes through
+    `one_line` first.
+    """
+    sys.stdout.write(_printable(text, keep="\t") + "\n")
 
 
 def note(opts: Options, text: str) -> None:
-    """Print a message for the human on stderr (silenced by -q)."""
+    """Print a message for the human on stderr (silenced by -q); escaped as `out` does."""
     if not opts.quiet:
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(_printable(text, keep="\t") + "\n")
 
 
 def one_line(text: str) -> str:
-    """`text` with control characters escaped, so that it prints as exactly one line."""
-    if text.isprintable():
+    """`text` as a terminal must show it: every control character (C0, C1, DEL, so ESC and CR
+    too), bidi override and other invisible character spelled out as Python writes it
+    (`\\x1b`, `\\n`, `\\u202e`), so that it prints as itself on exactly one line."""
+    return _printable(text)
+
+
+def _printable(text: str, keep: str = "") -> str:
+    if text.isprintable():  # the common case, at C speed
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+# CommonMark: a backslash before ASCII punctuation shows it literally. These are the ones that
+# open something in a table cell or a line of text: code, emphasis, strikethrough, links and
+# images, math (GitHub), a cell boundary, and the backslash itself. `<`, `>` and `&` (HTML
+# and entities) become entities. Digits, `.`, `-` and `+` stay, so numbers read as numbers.
+_MARKDOWN = str.maketrans(
+    {
+        **{c: "\\" + c for c in "\\`*_~[]$|"},
+        "<": "&lt;",
+        ">": "&gt;",
+        "&": "&amp;",
+    }
+)
+
+
+def markdown_text(text: str) -> str:
+    """`text` for one line of Markdown (a table cell, a sentence): shown as itself, with nothing
+    a renderer acts on (no link, image, HTML, emphasis or extra cell) and no line break."""
+    return one_line(text).translate(_MARKDOWN)
 
 
 def error(message: str, *, hint: str | None = None) -> None:
@@ -54,8 +92,9 @@ def error(message: str, *, hint: str | None = None) -> None:
 
 
 def emit_json(payload: dict[str, Any]) -> None:
-    """Print one JSON document on stdout."""
-    sys.stdout.write(json.dumps({"version": 1, **payload}, indent=2, sort_keys=True) + "\n")
+    """Print one JSON document on stdout: ASCII, every other character a `\\u` escape."""
+    document = json.dumps({"version": 1, **payload}, indent=2, sort_keys=True, ensure_ascii=True)
+    sys.stdout.write(document + "\n")
 
 
 def warn(opts: Options, text: str) -> None:
@@ -78,19 +117,24 @@ def cell(value: Any) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]], *, markdown: bool = False) -> None:
-    """Print rows under headers: aligned columns, or a Markdown table (for a pull request)."""
+    """Print rows under headers: aligned columns, or a Markdown table (for a pull request).
+
+    Cells are raw text (names and values from the repository, `cell()` output): each is
+    escaped here for the medium, so every row is one line with the headers' number of cells.
+    """
     if markdown:
 
         def md(cells: list[str]) -> str:
-            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+            return "| " + " | ".join(markdown_text(c) for c in cells) + " |"
 
         out(md(headers))
         out("|" + "|".join("---" for _ in headers) + "|")
         for row in rows:
             out(md(row))
         return
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    for row in [headers, *rows]:
+    shown = [[one_line(c) for c in row] for row in [headers, *rows]]
+    widths = [max(len(r[i]) for r in shown) for i in range(len(headers))]
+    for row in shown:
         out("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
@@ -135,12 +179,16 @@ class _RichProgress:
         self.running = False
 
     def start(self, description: str, total: int | None = None) -> None:
+        from rich.markup import escape
+
         if self.task is not None:
             self.bar.remove_task(self.task)
         if not self.running:
             self.bar.start()
             self.running = True
-        self.task = self.bar.add_task(description, total=total)
+        # A description names paths and remotes: shown as written, never as rich markup
+        # (`data/[link=…]x` would become a hyperlink, `x[/bold]` a MarkupError).
+        self.task = self.bar.add_task(escape(one_line(description)), total=total)
 
     def advance(self, amount: int = 1) -> None:
         if self.task is not None:
