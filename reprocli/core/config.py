@@ -3,7 +3,9 @@
 `.repro/config.yaml` is tracked by Git; `.repro/config.local.yaml` is not (per-machine
 options, credentials). Every file is validated; an unknown key is an error naming the file.
 `cache.dir` is honoured only from untracked levels: a cloned repository must not be able to
-point repro's deletions (gc) at an arbitrary folder (RELIABILITY G5).
+point repro's deletions (gc) at an arbitrary folder (RELIABILITY G5). A remote in the tracked
+file may use only the protocols and options of `TRACKED_REMOTES` (docs/remotes.md#the-tracked-config);
+a remote defined with a `url` at a higher level replaces the lower definition as a whole.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 from reprocli.core import atomic, yamlio
 from reprocli.errors import InvalidFileError, UnsafePathError
@@ -33,6 +37,41 @@ SCHEMA: dict[str, dict[str, tuple[type, tuple[Level, ...]]]] = {
 }
 
 
+# The tracked config is written by whoever wrote the repository: its remotes may use only these
+# protocols, and only these options (with these types) besides `url` and `jobs`. Nothing here
+# runs a command, names a local file or folder, chains or wraps a file system, or picks which
+# of the user's credentials are used (`profile`: a tracked endpoint_url would receive that
+# profile's session token). Everything else belongs in the local, global or system config.
+_S3: dict[str, type] = {"endpoint_url": str, "region": str, "requester_pays": bool}
+_GCS: dict[str, type] = {"requester_pays": bool}
+_AZURE: dict[str, type] = {"account_name": str}
+_SSH: dict[str, type] = {"port": int, "username": str}
+TRACKED_REMOTES: dict[str, dict[str, type]] = {
+    "file": {},  # a folder: a plain path or file://
+    "memory": {},  # fsspec's in-process store (tests)
+    "s3": _S3,
+    "s3a": _S3,
+    "gs": _GCS,
+    "gcs": _GCS,
+    "az": _AZURE,
+    "abfs": _AZURE,
+    "http": {},
+    "https": {},
+    "ssh": _SSH,
+    "sftp": _SSH,
+}
+TRACKED_COMMON: dict[str, type] = {"url": str, "jobs": int}
+MAX_JOBS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one option of a remote was set: the config level and its file."""
+
+    level: Level
+    path: Path
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The merged, validated configuration of one project."""
@@ -43,6 +82,8 @@ class Config:
     cache_dir: str | None = None
     default_remote: str | None = None
     remotes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    remote_sources: dict[str, dict[str, Source]] = field(default_factory=dict)
+    """remote name -> option (`url` included) -> where its value was set."""
 
 
 LOCAL_FILE = "config.local.yaml"
@@ -178,19 +219,74 @@ def _check_remotes(values: object, path: Path, level: Level) -> None:
     for name, options in values.items():
         if not isinstance(options, dict) or not isinstance(options.get("url", ""), str):
             raise InvalidFileError(f"{path}: remote {name!r} must be a mapping with a url")
-        if level == "repo" and "::" in options.get("url", ""):
-            # a chain (simplecache::, filecache::…) writes caches wherever its options say
+        if level != "repo":
+            continue
+        for problem in tracked_problems(options):
             raise InvalidFileError(
-                f"{path}: remote {name!r}: a chained URL (with '::') may not be set in the "
-                "tracked config",
-                hint="set it in .repro/config.local.yaml (`repro remote add --local`)",
+                f"{path}: remote {name!r}: {problem}",
+                hint="remove it from the tracked .repro/config.yaml; set it in "
+                ".repro/config.local.yaml (`repro remote add|modify --local`) or the global config",
             )
 
 
+def tracked_protocol(url: str) -> str:
+    """The protocol of a remote URL as the tracked-config check sees it (`file` for a path).
+
+    Never looser than fsspec: `PROTO://` gives PROTO as written (case kept), and a URL with a
+    scheme but no `//` (`dir:/x`, `data:…`) gives that scheme, which no allowlist holds.
+    """
+    head, sep, _ = url.partition("://")
+    if sep and len(head) > 1:
+        return head
+    scheme = urlsplit(url).scheme
+    return scheme if len(scheme) > 1 else "file"  # one letter: a Windows drive
+
+
+def tracked_problems(spec: Mapping[Any, Any]) -> Iterator[str]:
+    """Why a remote definition may not be in the tracked config (nothing when it may)."""
+    url = spec.get("url")
+    if not isinstance(url, str):
+        yield "a remote in the tracked config needs a url (it is defined there as a whole)"
+        return
+    if "::" in url:
+        # a chain (simplecache::, filecache::…) writes caches wherever its options say
+        yield "a chained URL (with '::') may not be set in the tracked config"
+        return
+    protocol = tracked_protocol(url)
+    allowed = TRACKED_REMOTES.get(protocol)
+    if allowed is None:
+        yield (
+            f"protocol {protocol!r} may not be set in the tracked config "
+            f"(allowed there: {', '.join(TRACKED_REMOTES)})"
+        )
+        return
+    if protocol != "file" and not url.startswith(f"{protocol}://"):
+        yield f"url {url!r} is neither a folder nor {protocol}://…"
+        return
+    options = TRACKED_COMMON | allowed
+    for key, value in spec.items():
+        kind = options.get(key) if isinstance(key, str) else None
+        if kind is None:
+            yield (
+                f"option {key!r} may not be set in the tracked config for {protocol!r} "
+                f"(allowed there: {', '.join(options)})"
+            )
+        elif type(value) is not kind:
+            yield f"option {key!r} must be a {kind.__name__}"
+        elif key == "jobs" and not 1 <= cast(int, value) <= MAX_JOBS:
+            yield f"option 'jobs' must be from 1 to {MAX_JOBS}"
+
+
 def load(repro_dir: Path) -> Config:
-    """Merge every level for the project whose `.repro/` is `repro_dir`."""
+    """Merge every level for the project whose `.repro/` is `repro_dir`.
+
+    Sections merge key by key. A remote merges as a whole: an entry with a `url` replaces
+    the definition of the levels below it (a local `origin` keeps none of the tracked
+    options); an entry without one adds its options (`--local` credentials) to it.
+    """
     merged: dict[str, dict[str, Any]] = {}
     origin: dict[str, Path] = {}
+    sources: dict[str, dict[str, Source]] = {}
     for level, path in paths_for(repro_dir).items():
         for section, values in read_level(path, level).items():
             if section == "version":
@@ -198,7 +294,10 @@ def load(repro_dir: Path) -> Config:
             target = merged.setdefault(section, {})
             for key, value in values.items():
                 if section == "remotes":
+                    if "url" in value:
+                        target[key], sources[key] = {}, {}
                     target.setdefault(key, {}).update(value)
+                    sources.setdefault(key, {}).update(dict.fromkeys(value, Source(level, path)))
                 else:
                     target[key] = value
                 origin[f"{section}.{key}"] = path
@@ -214,6 +313,7 @@ def load(repro_dir: Path) -> Config:
         cache_dir=cache.get("dir"),
         default_remote=core.get("remote"),
         remotes=merged.get("remotes", {}),
+        remote_sources=sources,
     )
 
 
