@@ -14,6 +14,7 @@ field of a line that keeps tabs (`out`, `note`) needs `one_line`.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import sys
@@ -93,8 +94,17 @@ def error(message: str, *, hint: str | None = None) -> None:
 
 def emit_json(payload: dict[str, Any]) -> None:
     """Print one JSON document on stdout: ASCII, every other character a `\\u` escape."""
-    document = json.dumps({"version": 1, **payload}, indent=2, sort_keys=True, ensure_ascii=True)
+    document = json.dumps(
+        {"version": 1, **payload}, indent=2, sort_keys=True, ensure_ascii=True, default=_iso_date
+    )
     sys.stdout.write(document + "\n")
+
+
+def _iso_date(value: object) -> str:
+    """A TOML or YAML date or time (a parameter or metric value) as ISO 8601 text."""
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def warn(opts: Options, text: str) -> None:

@@ -238,6 +238,25 @@ def test_numbers_stay_numbers_in_markdown(hostile: Path, cli: Cli) -> None:
     assert table[2] == "| workspace | metrics.json | -0.25 | 1.5e+06 |"
 
 
+def test_dates_and_times_in_values_are_iso_text_in_json(hostile: Path, cli: Cli) -> None:
+    (hostile / "values.json").write_text("{}")
+    (hostile / "metrics.json").unlink()
+    pipeline = PIPELINE.replace("metrics.json", "m.toml").replace("values.json", "m.yaml")
+    make_tree(
+        hostile,
+        {
+            "repro.yaml": pipeline,
+            "m.toml": "d = 2024-01-01\nt = 07:32:00\n",
+            "m.yaml": "w: 2024-01-02",
+        },
+    )
+    [row] = json.loads(cli("metrics", "show", "--json").stdout)["revisions"]
+    assert row["metrics"] == {
+        "m.toml": {"d": "2024-01-01", "t": "07:32:00"},
+        "m.yaml": {"w": "2024-01-02"},
+    }
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_hostile_names_and_values_round_trip_in_json(hostile: Path, cli: Cli, command: str) -> None:
     result = cli(*COMMANDS[command], "--json")
