@@ -178,10 +178,13 @@ def doctor(
             free = "" if report.free_bytes is None else f" ({render.size(report.free_bytes)} free)"
             render.out(f"cache      {report.cache}{free}")
             render.out(f"link type  {report.link_type or 'none works'}")
+        from reprocli.cli.remote import sources_text
+
         for r in report.remotes:
             mark = " (default)" if r.default else ""
             state = r.detail if r.reachable else f"UNREACHABLE: {r.detail}"
-            render.out(f"remote     {r.name}{mark} {r.url}: {state}")
+            origin = f" ({sources_text(r.sources)})" if r.sources else ""
+            render.out(f"remote     {r.name}{mark} {r.url}: {state}{origin}")
         for problem in report.problems:
             render.warn(opts, problem)
     if report.problems:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reprocli.cli import render
 from reprocli.cli.app import Json, Quiet, Verbose, app, options
+
+if TYPE_CHECKING:
+    from reprocli.core.config import Source
+    from reprocli.operations.remote import RemoteInfo
 
 remote_app = typer.Typer(
     help="Manage remotes: where pushed data lives (a folder, S3, any fsspec store).",
@@ -51,23 +56,37 @@ def add(
     render.note(opts, f"added remote {name}" + (" (default)" if default else ""))
 
 
+def sources_text(sources: Mapping[str, Source]) -> str:
+    """Where a remote's options were set: `from FILE`, or `KEYS from FILE; KEYS from FILE`."""
+    by_file: dict[str, list[str]] = {}
+    for key, source in sources.items():
+        by_file.setdefault(str(source.path), []).append(key)
+    if len(by_file) == 1:
+        return f"from {next(iter(by_file))}"
+    return "; ".join(f"{', '.join(keys)} from {file}" for file, keys in by_file.items())
+
+
+def remote_payload(r: RemoteInfo) -> dict[str, Any]:
+    """One remote of `remote list --json`."""
+    return {
+        "name": r.name,
+        "url": r.url,
+        "default": r.default,
+        "options": r.options,
+        "sources": {k: {"level": s.level, "file": str(s.path)} for k, s in r.sources.items()},
+    }
+
+
 @remote_app.command("list")
 def list_(ctx: typer.Context, json: Json = False) -> None:
-    """List remotes (credentials shown as ***)."""
+    """List remotes (credentials shown as ***) and the config files that set them."""
     from reprocli.operations import remote as ops
     from reprocli.project import Project
 
     opts = options(ctx, json=json)
     remotes = ops.listing(Project.discover())
     if opts.json:
-        render.emit_json(
-            {
-                "remotes": [
-                    {"name": r.name, "url": r.url, "default": r.default, "options": r.options}
-                    for r in remotes
-                ]
-            }
-        )
+        render.emit_json({"remotes": [remote_payload(r) for r in remotes]})
         return
     for r in remotes:
         extra = " ".join(f"{k}={v}" for k, v in r.options.items())
@@ -75,6 +94,7 @@ def list_(ctx: typer.Context, json: Json = False) -> None:
             f"{r.name}\t{r.url}"
             + ("\t(default)" if r.default else "")
             + (f"\t{extra}" if extra else "")
+            + (f"\t{sources_text(r.sources)}" if r.sources else "")
         )
 
 

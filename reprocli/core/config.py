@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ TRACKED_REMOTES: dict[str, dict[str, type]] = {
 }
 TRACKED_COMMON: dict[str, type] = {"url": str, "jobs": int}
 MAX_JOBS = 256
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,13 @@ class Source:
 
     level: Level
     path: Path
+
+    def shown(self, root: Path) -> Source:
+        """This source with its file as users see it: relative to `root` when inside it."""
+        try:
+            return Source(self.level, self.path.relative_to(root))
+        except ValueError:
+            return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,11 @@ class Config:
     remotes: dict[str, dict[str, Any]] = field(default_factory=dict)
     remote_sources: dict[str, dict[str, Source]] = field(default_factory=dict)
     """remote name -> option (`url` included) -> where its value was set."""
+
+    def sources_of(self, remote: str, root: Path) -> dict[str, Source]:
+        """Where each option of `remote` was set, `url` first; files under `root` relative."""
+        sources = self.remote_sources.get(remote, {})
+        return {k: sources[k].shown(root) for k in sorted(sources, key=lambda k: (k != "url", k))}
 
 
 LOCAL_FILE = "config.local.yaml"
@@ -167,7 +181,12 @@ def read_level(path: Path, level: Level) -> dict[str, Any]:
         data = _read(path, follow=level in ("system", "global"))
     except FileNotFoundError:
         return {}
-    raw = yamlio.load(data, where=str(path))
+    return check(yamlio.load(data, where=str(path)), path, level)
+
+
+def check(raw: object, path: Path, level: Level) -> dict[str, Any]:
+    """Validate one config file's parsed content for `level` (None is an empty mapping);
+    `repro remote` checks what it is about to write with it."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -255,13 +274,15 @@ def tracked_problems(spec: Mapping[Any, Any]) -> Iterator[str]:
     protocol = tracked_protocol(url)
     allowed = TRACKED_REMOTES.get(protocol)
     if allowed is None:
+        # the text before '://' is shown only when it looks like a protocol (never userinfo)
+        shown = repr(protocol) if _SCHEME.fullmatch(protocol) else "of its url"
         yield (
-            f"protocol {protocol!r} may not be set in the tracked config "
+            f"protocol {shown} may not be set in the tracked config "
             f"(allowed there: {', '.join(TRACKED_REMOTES)})"
         )
         return
     if protocol != "file" and not url.startswith(f"{protocol}://"):
-        yield f"url {url!r} is neither a folder nor {protocol}://…"
+        yield f"its url is neither a folder nor {protocol}://…"
         return
     options = TRACKED_COMMON | allowed
     for key, value in spec.items():

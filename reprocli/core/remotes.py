@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from reprocli.core import atomic
+from reprocli.core.config import tracked_problems
 from reprocli.core.hashing import (
     DIR_SUFFIX,
     FILE_OID_PATTERN,
@@ -375,6 +376,8 @@ class RemoteSpec:
     name: str
     url: str
     options: dict[str, Any]
+    tracked: frozenset[str] = frozenset()
+    """The keys (`url` included) whose values came from the tracked `.repro/config.yaml`."""
 
 
 def protocol_of(url: str) -> str:
@@ -388,7 +391,15 @@ def protocol_of(url: str) -> str:
 
 
 def open_remote(spec: RemoteSpec, *, jobs: int, base: Path) -> Remote:
-    """Connect to a configured remote; raise RemoteError naming what is missing or wrong."""
+    """Connect to a configured remote; raise RemoteError naming what is missing or wrong.
+
+    What came from the tracked config is checked again here (the config check refuses it
+    first): no wrapper or archive protocol, no option outside the tracked allowlist.
+    """
+    stranger = {k: v for k, v in spec.options.items() if k in spec.tracked}
+    if stranger or "url" in spec.tracked:
+        for problem in tracked_problems({**stranger, "url": spec.url}):
+            raise RemoteError(f"remote {spec.name!r}: {problem}")
     protocol = protocol_of(spec.url)
     if protocol == "file":
         path = spec.url[len("file://") :] if spec.url.startswith("file://") else spec.url

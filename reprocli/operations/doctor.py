@@ -1,8 +1,9 @@
 """`repro doctor`: what repro runs on here, and whether each part works.
 
 Versions, Git, the cache (where, free space, the link type checkout actually gets on this
-filesystem), and each remote: reachable or not, with its URL redacted. Reading only, apart
-from one tiny probe object in the cache and a probe file under `.repro/tmp/`.
+filesystem), and each remote: reachable or not, with its URL redacted and the config files
+that set it. Reading only, apart from one tiny probe object in the cache and a probe file
+under `.repro/tmp/`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from reprocli import __version__
 from reprocli.core import gitrepo
+from reprocli.core.config import Source
 from reprocli.core.links import Linker
-from reprocli.errors import ReproError
+from reprocli.errors import NotAProjectError, ReproError
 from reprocli.project import Project
 
 LIBRARIES = ("typer", "rich", "gitpython", "fsspec", "s3fs", "networkx", "pyyaml", "xxhash")
@@ -30,7 +32,8 @@ REMOTE_TIMEOUT = 15.0
 
 @dataclass(frozen=True, slots=True)
 class RemoteCheck:
-    """One configured remote: its redacted URL and whether a request to it worked."""
+    """One configured remote: its redacted URL, whether a request to it worked, and where
+    each of its options was set."""
 
     name: str
     url: str
@@ -38,6 +41,7 @@ class RemoteCheck:
     reachable: bool
     detail: str
     incomplete_uploads: int = 0
+    sources: dict[str, Source] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +80,12 @@ def doctor(start: Path | None = None) -> Report:
     git = _git_version(problems)
     try:
         project: Project | None = Project.discover(start)
-    except ReproError as exc:
+    except NotAProjectError as exc:
         project = None
         problems.append(f"not in a repro project ({exc})")
+    except ReproError as exc:  # a project repro refuses to open (a config it may not use…)
+        project = None
+        problems.append(str(exc))
     cache = free = link = None
     remotes: tuple[RemoteCheck, ...] = ()
     if project is not None:
@@ -143,6 +150,7 @@ def _remote(project: Project, name: str) -> RemoteCheck:
     spec = project.config.remotes.get(name) or {}
     url = redact(str(spec.get("url", "")))
     default = project.config.default_remote == name
+    sources = project.config.sources_of(name, project.root)
 
     def probe() -> int:
         remote = project.open_remote(name, jobs=1)
@@ -153,11 +161,12 @@ def _remote(project: Project, name: str) -> RemoteCheck:
     try:
         incomplete = pool.submit(probe).result(timeout=REMOTE_TIMEOUT)
     except FutureTimeout:
-        return RemoteCheck(name, url, default, False, f"no answer in {REMOTE_TIMEOUT:.0f} s")
+        detail = f"no answer in {REMOTE_TIMEOUT:.0f} s"
+        return RemoteCheck(name, url, default, False, detail, sources=sources)
     except ReproError as exc:
-        return RemoteCheck(name, url, default, False, str(exc))
+        return RemoteCheck(name, url, default, False, str(exc), sources=sources)
     except Exception as exc:
-        return RemoteCheck(name, url, default, False, describe(exc))
+        return RemoteCheck(name, url, default, False, describe(exc), sources=sources)
     finally:
         pool.shutdown(wait=False)
     if incomplete:
@@ -165,5 +174,5 @@ def _remote(project: Project, name: str) -> RemoteCheck:
             f"reachable; {incomplete} incomplete multipart upload(s) still billed "
             "(abort them with a lifecycle rule: docs/remotes.md#incomplete-uploads)"
         )
-        return RemoteCheck(name, url, default, True, detail, incomplete)
-    return RemoteCheck(name, url, default, True, "reachable")
+        return RemoteCheck(name, url, default, True, detail, incomplete, sources)
+    return RemoteCheck(name, url, default, True, "reachable", sources=sources)

@@ -2,6 +2,8 @@
 
 Credentials never go into the tracked `.repro/config.yaml` (DESIGN §4 invariant 6): they are
 refused there with a hint to use `--local` (the untracked, mode-0600 config) or the environment.
+Nor does any protocol or option the tracked config may not hold (`config.tracked_problems`):
+refused up front, so that repro never writes a tracked config it would then refuse to read.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class RemoteInfo:
     url: str
     default: bool
     options: dict[str, Any]
+    sources: dict[str, configmod.Source]
+    """Where each option (`url` first) was set; files inside the repository are relative."""
 
 
 def parse_value(text: str) -> Any:
@@ -75,6 +79,17 @@ def _refuse_secrets(key: str, value: Any, *, local: bool) -> None:
         )
 
 
+def _refuse_tracked(name: str, spec: dict[str, Any], *, local: bool) -> None:
+    """A remote written to the tracked config must be one the tracked config may hold."""
+    if local:
+        return
+    for problem in configmod.tracked_problems(spec):
+        raise UsageError(
+            f"remote {name!r}: {problem}",
+            hint="add --local to keep it in .repro/config.local.yaml",
+        )
+
+
 def _level(project: Project, local: bool) -> tuple[configmod.Level, Any]:
     paths = configmod.paths_for(project.repro_dir)
     return ("local", paths["local"]) if local else ("repo", paths["repo"])
@@ -84,9 +99,9 @@ def _edit(project: Project, local: bool, change: Any) -> None:
     level, path = _level(project, local)
     data = configmod.read_file(path)
     change(data)
+    configmod.check(data, path, level)  # never write a file that would not read back valid
     project.tmp_dir.mkdir(parents=True, exist_ok=True)
     configmod.write_file(path, data, private=local, tmp_dir=project.tmp_dir)
-    configmod.read_level(path, level)  # what we wrote must read back valid
     if not local and project.git is not None and project.config.autostage:
         project.git.add([str(path.relative_to(project.root))])
 
@@ -111,6 +126,7 @@ def add(
     for key, value in {"url": url, **options}.items():
         _refuse_secrets(key, value, local=local)
     _check_protocol(url)
+    _refuse_tracked(name, {"url": url, **options}, local=local)
 
     def change(data: dict[str, Any]) -> None:
         data.setdefault("remotes", {})[name] = {"url": url, **options}
@@ -132,7 +148,7 @@ def _check_protocol(url: str) -> None:
 
 
 def listing(project: Project) -> list[RemoteInfo]:
-    """Every configured remote, secrets redacted."""
+    """Every configured remote, secrets redacted, with where each option was set."""
     return [
         RemoteInfo(
             name,
@@ -143,6 +159,7 @@ def listing(project: Project) -> list[RemoteInfo]:
                 for k, v in sorted(spec.items())
                 if k != "url"
             },
+            project.config.sources_of(name, project.root),
         )
         for name, spec in sorted(project.config.remotes.items())
     ]
@@ -187,19 +204,28 @@ def modify(
         raise UsageError(f"{key!r}: not a valid option name")
     parsed = None if value is None else parse_value(value)
     tracked = configmod.read_file(configmod.paths_for(project.repro_dir)["repo"])
+    tracked_spec = tracked.get("remotes", {}).get(name)
     if parsed is not None:
         _refuse_secrets(key, parsed, local=local)
         if key == "url":
             _check_protocol(str(parsed))
-        if not local and name not in tracked.get("remotes", {}):
-            raise UsageError(
-                f"remote {name!r} is defined only in .repro/config.local.yaml",
-                hint="add --local to change it there",
-            )
+        if not local:
+            if not isinstance(tracked_spec, dict):
+                raise UsageError(
+                    f"remote {name!r} is not defined in the tracked .repro/config.yaml",
+                    hint="add --local to change it in .repro/config.local.yaml",
+                )
+            _refuse_tracked(name, {**tracked_spec, key: parsed}, local=False)
+    elif key == "url" and not local and isinstance(tracked_spec, dict) and "url" in tracked_spec:
+        raise UsageError(
+            f"remote {name!r}: the url of a remote in the tracked config cannot be unset",
+            hint=f"`repro remote remove {name}` removes the remote; add --local to unset only "
+            "a local redefinition",
+        )
 
     def change(data: dict[str, Any]) -> None:
         remotes = data.get("remotes", {})
-        if parsed is None:  # unset wherever it is set
+        if parsed is None:
             spec = remotes.get(name, {})
             spec.pop(key, None)
             if name in remotes and not spec:
@@ -208,7 +234,7 @@ def modify(
             data.setdefault("remotes", {}).setdefault(name, {})[key] = parsed
 
     with project.locked():
-        if parsed is None:
+        if parsed is None and not local:  # unset wherever it is set
             for level_local in (False, True):
                 _edit(project, level_local, change)
         else:

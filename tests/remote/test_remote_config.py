@@ -1,8 +1,10 @@
 """`repro remote add|list|remove|default|modify` (DESIGN §2–3, docs/remotes.md).
 
 Remotes live in the tracked `.repro/config.yaml`, or with `--local` in the untracked,
-mode-0600 `.repro/config.local.yaml`; the two merge, local winning. Every error is exit 2
-with one `error:` line, and a refused command changes no config file.
+mode-0600 `.repro/config.local.yaml`. A local entry with a url replaces the tracked remote as
+a whole; one without adds its options. The tracked config takes only the protocols and options
+of its allowlist. Every error is exit 2 with one `error:` line, and a refused command changes
+no config file.
 """
 
 from __future__ import annotations
@@ -64,15 +66,25 @@ def test_add_list_and_remove_round_trip(repo: Path, cli: Cli, tmp_path: Path) ->
     cli("remote", "add", "backup", store)
     remotes = listing(cli)
     assert list(remotes) == ["backup", "storage"]  # sorted by name
-    assert remotes["backup"] == {"name": "backup", "url": store, "default": False, "options": {}}
+    tracked = {"level": "repo", "file": ".repro/config.yaml"}
+    assert remotes["backup"] == {
+        "name": "backup",
+        "url": store,
+        "default": False,
+        "options": {},
+        "sources": {"url": tracked},
+    }
     assert remotes["storage"]["url"] == "s3://bucket/project"
     assert remotes["storage"]["options"] == {
         "jobs": 8,
         "region": "eu-west-1",
         "requester_pays": True,
     }
+    assert remotes["storage"]["sources"] == dict.fromkeys(
+        ["url", "jobs", "region", "requester_pays"], tracked
+    )
     text = cli("remote", "list").stdout.splitlines()
-    assert text[0] == f"backup\t{store}"
+    assert text[0] == f"backup\t{store}\tfrom .repro/config.yaml"
     assert text[1].startswith("storage\ts3://bucket/project\t") and "region=eu-west-1" in text[1]
     assert config(repo)["remotes"]["storage"] == {
         "url": "s3://bucket/project",
@@ -155,20 +167,28 @@ def test_local_remotes_live_in_the_private_untracked_config(
 
 
 def test_modify_sets_changes_and_unsets_options(repo: Path, cli: Cli, tmp_path: Path) -> None:
-    cli("remote", "add", "origin", str(tmp_path / "a"))
+    cli("remote", "add", "origin", "s3://bucket/a")
     cli("remote", "modify", "origin", "region", "eu-west-1")
     cli("remote", "modify", "origin", "jobs", "4")
     assert listing(cli)["origin"]["options"] == {"jobs": 4, "region": "eu-west-1"}
 
     cli("remote", "modify", "origin", "region", "us-east-2")
-    cli("remote", "modify", "origin", "url", "s3://bucket/elsewhere")
+    cli("remote", "modify", "origin", "url", "s3a://bucket/elsewhere")
     remote = listing(cli)["origin"]
-    assert remote["url"] == "s3://bucket/elsewhere"
+    assert remote["url"] == "s3a://bucket/elsewhere"
     assert remote["options"] == {"jobs": 4, "region": "us-east-2"}
+
+    # a folder takes no region in the tracked config: refused before anything is written
+    before = config_bytes(repo)
+    result = cli("remote", "modify", "origin", "url", str(tmp_path / "a"), expect=2)
+    assert "'region'" in result.stderr and "--local" in result.stderr
+    assert config_bytes(repo) == before
 
     cli("remote", "modify", "origin", "region", "--unset")
     assert listing(cli)["origin"]["options"] == {"jobs": 4}
-    assert config(repo)["remotes"]["origin"] == {"url": "s3://bucket/elsewhere", "jobs": 4}
+    assert config(repo)["remotes"]["origin"] == {"url": "s3a://bucket/elsewhere", "jobs": 4}
+    cli("remote", "modify", "origin", "url", str(tmp_path / "a"))
+    assert config(repo)["remotes"]["origin"] == {"url": str(tmp_path / "a"), "jobs": 4}
 
 
 def test_modify_unset_of_an_option_kept_in_the_local_config_takes_effect_or_is_refused(
@@ -255,3 +275,113 @@ def test_a_bad_remote_command_is_exit_2_and_changes_no_config(
     assert all(line.startswith("hint: ") for line in lines[1:]), result.stderr
     assert config_bytes(repo) == before
     assert list(listing(cli)) == ["origin"]
+
+
+def test_remote_list_and_doctor_say_which_file_set_each_option(
+    repo: Path, cli: Cli, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    cli("remote", "add", "-d", "origin", str(store))
+    cli("remote", "modify", "--local", "origin", "jobs", "3")
+    global_file = Path(os.environ["REPRO_GLOBAL_CONFIG_DIR"]) / "config.yaml"
+    global_file.parent.mkdir(parents=True)
+    global_file.write_text(f"remotes:\n  shared:\n    url: {tmp_path / 'shared'}\n")
+
+    remotes = listing(cli)
+    assert remotes["origin"]["sources"] == {
+        "url": {"level": "repo", "file": ".repro/config.yaml"},
+        "jobs": {"level": "local", "file": ".repro/config.local.yaml"},
+    }
+    assert remotes["shared"]["sources"] == {"url": {"level": "global", "file": str(global_file)}}
+    assert cli("remote", "list").stdout.splitlines() == [
+        f"origin\t{store}\t(default)\tjobs=3\t"
+        "url from .repro/config.yaml; jobs from .repro/config.local.yaml",
+        f"shared\t{tmp_path / 'shared'}\tfrom {global_file}",
+    ]
+    doctor = cli("doctor").stdout
+    assert (
+        f"remote     origin (default) {store}: reachable "
+        "(url from .repro/config.yaml; jobs from .repro/config.local.yaml)"
+    ) in doctor
+    assert f"remote     shared {tmp_path / 'shared'}: reachable (from {global_file})" in doctor
+
+
+def test_a_local_url_replaces_the_tracked_remote_as_a_whole(repo: Path, cli: Cli) -> None:
+    cli("remote", "add", "-d", "origin", "s3://team/store",
+        "-o", "endpoint_url=http://team.example:9000", "-o", "region=eu-west-1")  # fmt: skip
+    cli("remote", "modify", "--local", "origin", "access_key_id", SENTINEL)  # no url: it adds
+    assert listing(cli)["origin"]["options"] == {
+        "access_key_id": "***",
+        "endpoint_url": "http://team.example:9000",
+        "region": "eu-west-1",
+    }
+
+    cli("remote", "modify", "--local", "origin", "url", "s3://mine/store")
+    remote = listing(cli)["origin"]
+    assert remote["url"] == "s3://mine/store"
+    assert remote["options"] == {"access_key_id": "***"}  # nothing of the tracked remote is left
+    assert {k: s["level"] for k, s in remote["sources"].items()} == {
+        "url": "local",
+        "access_key_id": "local",
+    }
+    from reprocli.project import Project
+
+    assert Project.discover(repo).config.remotes["origin"] == {
+        "access_key_id": SENTINEL,
+        "url": "s3://mine/store",
+    }
+
+    # dropping the local url brings the tracked definition back, local additions kept
+    cli("remote", "modify", "--local", "--unset", "origin", "url")
+    assert listing(cli)["origin"]["url"] == "s3://team/store"
+    assert set(listing(cli)["origin"]["options"]) == {"access_key_id", "endpoint_url", "region"}
+    assert config(repo)["remotes"]["origin"]["url"] == "s3://team/store"
+
+
+def test_the_url_of_a_tracked_remote_is_not_unset(repo: Path, cli: Cli, tmp_path: Path) -> None:
+    cli("remote", "add", "origin", str(tmp_path / "a"))
+    before = config_bytes(repo)
+    result = cli("remote", "modify", "--unset", "origin", "url", expect=2)
+    assert "repro remote remove origin" in result.stderr and "--local" in result.stderr
+    assert config_bytes(repo) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "needle"),
+    [
+        ("simplecache://store", (), "'simplecache'"),
+        ("dir://store", (), "'dir'"),
+        ("zip://store", (), "'zip'"),
+        ("reference://store", (), "'reference'"),
+        ("local://store", (), "'local'"),
+        ("s3://b/p", ("-o", "profile=prod"), "'profile'"),
+        ("s3://b/p", ("-o", "client_kwargs=x"), "'client_kwargs'"),
+        ("s3://b/p", ("-o", "target_protocol=zip"), "'target_protocol'"),
+        ("s3://b/p", ("-o", "jobs=0"), "'jobs'"),
+        ("s3://b/p", ("-o", "region=1"), "'region'"),
+        ("ssh://host/p", ("-o", "proxy_command=sh"), "'proxy_command'"),
+        ("ssh://host/p", ("-o", "key_filename=/k"), "'key_filename'"),
+        ("ssh://host/p", ("-o", "known_hosts=/k"), "'known_hosts'"),
+        ("gs://b/p", ("-o", "endpoint_url=http://x"), "'endpoint_url'"),
+        ("https://h/p", ("-o", "headers=x"), "'headers'"),
+        ("memory://p", ("-o", "cache_storage=/tmp"), "'cache_storage'"),
+        ("/folder", ("-o", "region=eu"), "'region'"),
+    ],
+)
+def test_what_the_tracked_config_may_not_hold_is_refused_without_local(
+    repo: Path, cli: Cli, url: str, options: tuple[str, ...], needle: str
+) -> None:
+    key, _, value = options[1].partition("=") if options else ("url", "", url)
+    cli("remote", "add", "-d", "origin", "s3://b/p" if key == "url" else url)
+    before = config_bytes(repo)
+    added = cli("remote", "add", "x", url, *options, expect=2)
+    modified = cli("remote", "modify", "origin", key, value, expect=2)
+    for result in (added, modified):
+        lines = result.stderr.strip().splitlines()
+        assert lines[0].startswith("error: ") and needle in lines[0], result.stderr
+        assert lines[1:] == ["hint: add --local to keep it in .repro/config.local.yaml"]
+    assert config_bytes(repo) == before
+
+    cli("remote", "add", "--local", "x", url, *options)  # the local config may hold it
+    assert listing(cli)["x"]["url"] == url
+    assert {s["level"] for s in listing(cli)["x"]["sources"].values()} == {"local"}
