@@ -113,7 +113,7 @@ def _decoy(name: str, where: str) -> bytes:
     return f"{SENTINEL} {where}\n".encode()
 
 
-def _plant_decoys(world: Path, repo: Path) -> None:
+def _plant_decoys(world: Path, repo: Path, gone: list[str]) -> None:
     """Secrets, a 3 MiB file, and a mirror of every tail of every project path (in S/outside
     and in S itself) so that a link to `..` or to `outside` finds a decoy at each name."""
     outside = world / "outside"
@@ -126,7 +126,7 @@ def _plant_decoys(world: Path, repo: Path) -> None:
     home = world / "home"
     home.mkdir(exist_ok=True)
     (home / ".bashrc").write_text(f"# decoy: must never change {SENTINEL} HOME/.bashrc\n")
-    files = sorted(
+    files = gone + sorted(
         p.relative_to(repo).as_posix()
         for p in repo.rglob("*")
         if p.is_file() and not p.relative_to(repo).as_posix().startswith(".git/")
@@ -149,9 +149,10 @@ def _plant_decoys(world: Path, repo: Path) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """HEAD~1: data, model.bin, two stages, run and pushed (with the run-cache). HEAD: new data,
-    params, commands, metrics and a new tracked folder `more/images`; only `data` is pushed,
-    and its new file is then dropped from the cache (fetch and pull have work, push too)."""
+    """HEAD~1: data, model.bin, legacy/, two stages, run and pushed (with the run-cache). HEAD:
+    new data, params, commands, metrics, a new tracked folder `more/images` and no `legacy/`;
+    only `data` is pushed, and its new file is then dropped from the cache (fetch and pull
+    have work, push too)."""
     import typer.testing
 
     from reprocli.cli.app import app
@@ -183,10 +184,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
                 "model.bin": b"model\x00",
                 "params.yaml": "lr: 1\n",
                 "conf/train.yaml": "epochs: 10\n",
+                "legacy/notes.txt": "old notes\n",
                 "repro.yaml": stage_yaml(1),
             },
         )
-        cli("add", "data", "model.bin")
+        cli("add", "data", "model.bin", "legacy")
         cli("run")
         cli("remote", "add", "-d", "origin", "../remote")
         cli("push", "--run-cache")
@@ -203,6 +205,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             },
         )
         cli("add", "data", "more/images")
+        git(repo, "rm", "-q", "legacy.repro")
+        shutil.rmtree(repo / "legacy")
         cli("run")
         cli("push", "data")
         git(repo, "add", "-A")
@@ -217,8 +221,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         "FAN_A2": object_path(A2).rsplit("/", 1)[0],
         "RUNS_FAN": f".repro/cache/runs/{runs[0]}",
     }
-    _plant_decoys(root, repo)
-    return World(root, _pool(repo, [names["OBJ_A2"]]), names)
+    _plant_decoys(root, repo, ["legacy/notes.txt"])
+    return World(root, _pool(repo, [names["OBJ_A2"], "legacy", "legacy/notes.txt"]), names)
 
 
 _NEW_INSIDE = (
@@ -228,6 +232,9 @@ _NEW_INSIDE = (
     "eval",
     "more",
     "conf",
+    "prep",
+    "out",
+    "legacy",
     ".repro",
     ".repro/cache",
     ".repro/cache/objects",
@@ -286,6 +293,8 @@ TARGETS: dict[str, str] = {
     "git-hooks": "{repo}.git/hooks",
     "git-hook": "{repo}.git/hooks/post-checkout",
     "git-hooks-abs": "{S}/repo/.git/hooks",
+    "git-objects": "{repo}.git/objects",
+    "git-refs": "{repo}.git/refs/heads",
     "dangling": "{up}outside/missing/new.txt",
     "dangling-inside": "{repo}nowhere",
     "big": "{up}outside/big.txt",
@@ -298,7 +307,7 @@ OUTSIDE_KINDS = [k for k in TARGETS if not k.startswith(("git", "dangling-inside
 @dataclass(frozen=True)
 class SymlinkLayout:
     """Links a hostile repository commits (path -> target, with placeholders), in which commit
-    (`head` or `old`, i.e. HEAD~1), and the link type the victim chose locally."""
+    (`head`, `old` i.e. HEAD~1, or `both`), and the link type the victim chose locally."""
 
     links: tuple[tuple[str, str], ...]
     commit: str = "head"
@@ -337,7 +346,7 @@ def layouts(draw: st.DrawFn, pool: tuple[str, ...]) -> SymlinkLayout:
         links[path] = target
     return SymlinkLayout(
         tuple(links.items()),
-        draw(st.sampled_from(["head", "old"])),
+        draw(st.sampled_from(["head", "old", "both"])),
         draw(st.sampled_from(["default", "default", "hardlink", "symlink"])),
     )
 
@@ -357,18 +366,9 @@ def _git(repo: Path, *args: str, index: Path | None = None, stdin: str | None = 
     return done.stdout.strip()
 
 
-def apply_layout(root: Path, layout: SymlinkLayout) -> list[str]:
-    """Commit the links as a hostile repository would: in a rewritten HEAD (the workspace gets
-    them too, replacing what was there) or in a rewritten HEAD~1 (HEAD's tree unchanged).
-    Returns the commits HEAD may point at after a `checkout`."""
-    repo = root / "repo"
-    if layout.link_type != "default":  # the victim's own choice, before the clone's links
-        text = f"version: 1\ncache:\n  type: {layout.link_type}\n"
-        (repo / ".repro" / "config.local.yaml").write_text(text)
-    links = {path: render(target, path, root) for path, target in layout.links}
-    old, head = _git(repo, "rev-parse", "HEAD~1"), _git(repo, "rev-parse", "HEAD")
-    index = root / "layout.index"
-    _git(repo, "read-tree", old if layout.commit == "old" else head, index=index)
+def _with_links(repo: Path, index: Path, commit: str, links: dict[str, str]) -> str:
+    """The tree of `commit` with each link in place of what was at (or under) its path."""
+    _git(repo, "read-tree", commit, index=index)
     for path, target in links.items():
         under = _git(repo, "ls-files", "--", path, index=index).splitlines()
         if under:
@@ -377,10 +377,26 @@ def apply_layout(root: Path, layout: SymlinkLayout) -> list[str]:
         _git(repo, "update-index", "--add", "--cacheinfo", f"120000,{blob},{path}", index=index)
     tree = _git(repo, "write-tree", index=index)
     index.unlink()
-    if layout.commit == "old":
+    return tree
+
+
+def apply_layout(root: Path, layout: SymlinkLayout) -> list[str]:
+    """Commit the links as a hostile repository would: in a rewritten HEAD (the workspace gets
+    them too, replacing what was there), in a rewritten HEAD~1 (HEAD's tree unchanged), or in
+    both. Returns the commits HEAD may point at after a `checkout`."""
+    repo = root / "repo"
+    if layout.link_type != "default":  # the victim's own choice, before the clone's links
+        text = f"version: 1\ncache:\n  type: {layout.link_type}\n"
+        (repo / ".repro" / "config.local.yaml").write_text(text)
+    links = {path: render(target, path, root) for path, target in layout.links}
+    old, head = _git(repo, "rev-parse", "HEAD~1"), _git(repo, "rev-parse", "HEAD")
+    if layout.commit in ("old", "both"):
+        tree = _with_links(repo, root / "layout.index", old, links)
         old = _git(repo, "commit-tree", tree, "-m", f"v1 with links {layout}")
+    if layout.commit == "old":
         head = _git(repo, "commit-tree", f"{head}^{{tree}}", "-p", old, "-m", "v2")
     else:
+        tree = _with_links(repo, root / "layout.index", head, links)
         head = _git(repo, "commit-tree", tree, "-p", old, "-m", f"v2 with links {layout}")
         for path, target in links.items():
             full = repo / path
@@ -420,6 +436,7 @@ WRITING: tuple[tuple[str, ...], ...] = (
     ("commit",),
     ("push",),
     ("fetch",),
+    ("fetch", "--run-cache"),
     ("pull",),
     ("checkout",),
     ("checkout", "--force"),
@@ -432,6 +449,7 @@ WRITING: tuple[tuple[str, ...], ...] = (
     ("checkout", "main"),
     ("checkout", "HEAD~1", "--", "eval/metrics.json"),
     ("checkout", "--force", "HEAD~1", "--", "metrics.json"),
+    ("checkout", "--force", "HEAD~1", "--", "data", "legacy"),
     ("commit",),
     ("add", "{first}"),
     ("add", "fresh.bin"),
@@ -717,6 +735,7 @@ HOLES: list[SymlinkLayout] = [
     # checkout REV removes data REV does not track, after git made its parent a link
     SymlinkLayout((("more", ".."),), "old", name="removed-data-parent-to-.."),
     SymlinkLayout((("more", "{S}/outside"),), "old", name="removed-data-parent-to-abs"),
+    SymlinkLayout((("legacy", ".."),), "head", name="removed-data-parent-on-return"),
     # repro's own folders and files
     SymlinkLayout((("FAN_A2", "{up}outside"),), "head", name="objects-fanout-to-outside"),
     SymlinkLayout((("FAN_A1", "{repo}.git/hooks"),), "head", name="objects-fanout-to-hooks"),
