@@ -63,7 +63,7 @@ TRACKED_REMOTES: dict[str, dict[str, type]] = {
 }
 TRACKED_COMMON: dict[str, type] = {"url": str, "jobs": int}
 MAX_JOBS = 256
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9_+.-]{0,31}")
 
 
 @dataclass(frozen=True, slots=True)
