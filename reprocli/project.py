@@ -211,7 +211,13 @@ class Project:
             files = {p for p in listed if p.endswith(pointer.SUFFIX)}
         else:
             files = set(self._walk_pointers())
-        return sorted(RepoPath(p) for p in files if (self.root / p).is_file())
+        # Anything but a folder counts: a pointer that is a link or a device is refused by
+        # read_pointer, never silently skipped (nor followed).
+        return sorted(
+            RepoPath(p)
+            for p in files
+            if os.path.lexists(self.root / p) and not _is_real_folder(self.root / p)
+        )
 
     def _walk_pointers(self) -> Iterator[str]:
         for folder, dirs, names in os.walk(self.root):
@@ -379,6 +385,10 @@ def _check_tracked_internals(root: Path) -> None:
             f"{rel}: is tracked by Git, but it is {what}",
             hint=f"check what the repository put there, then `git rm -r --cached {rel}`",
         )
+
+
+def _is_real_folder(path: Path) -> bool:
+    return stat.S_ISDIR(os.lstat(path).st_mode)
 
 
 def stage_outputs(entries: dict[str, LockEntry]) -> list[Pointer]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import operator
+import os
 import re
 from collections.abc import Sequence
 from json.encoder import encode_basestring as _encode_string
@@ -19,6 +20,10 @@ from reprocli.core import paths
 from reprocli.core.hashing import FILE_OID_PATTERN, ObjectId
 from reprocli.core.paths import RepoPath
 from reprocli.errors import InvalidFileError
+
+MAX_BYTES = 1 << 30
+"""The largest manifest read from a remote (about seven million files): checked on the
+downloaded file before it is read into memory, so a remote cannot exhaust it."""
 
 
 class Entry(NamedTuple):
@@ -46,6 +51,15 @@ def encode(entries: Sequence[Entry]) -> bytes:
         for e in entries
     )
     return f"[{body}]".encode()
+
+
+def read_downloaded(path: str | os.PathLike[str], *, where: str) -> bytes:
+    """The bytes of a manifest downloaded to `path`, refused when over MAX_BYTES."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_BYTES:
+            raise InvalidFileError(f"{where}: manifest is larger than {MAX_BYTES} bytes")
+        return handle.read(MAX_BYTES + 1)
 
 
 def decode(data: bytes, *, where: str) -> list[Entry]:

@@ -306,7 +306,7 @@ def _download_manifest(store: ObjectStore, remote: Remote, oid: ObjectId) -> byt
     tmp = store.tmp / atomic.temp_name()
     try:
         retrying(lambda: _get_verified(remote, oid, tmp), remote.retries)
-        data = tmp.read_bytes()
+        data = manifest.read_downloaded(tmp, where=f"manifest {oid} from remote {remote.name!r}")
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -244,6 +244,13 @@ def rollback(
                     data = history.read(rev.sha, out.path)
                     if data is not None:
                         restored_files.append((out.path, data))
+    for path, _ in restored_files:  # refused before anything is written (G3)
+        link = has_symlink_parent(project.root, path)
+        if link is not None:
+            raise UnsafePathError(
+                f"{path}: the folder {link} on the way is a symlink; refusing to write through it",
+                hint="replace the link with a real folder",
+            )
     if restored_files and not force:
         dirty = set(git.uncommitted())
         touched = [path for path, _ in restored_files if path in dirty]
@@ -380,7 +387,8 @@ def restore(
         # now (`d -> ..`), so each removal goes through descriptors that refuse links.
         with Folders(project.root) as folders:
             for rel in removals:
-                with contextlib.suppress(FileNotFoundError):
+                # gone, or behind a folder Git made a link: nothing there is ours to remove
+                with contextlib.suppress(FileNotFoundError, UnsafePathError):
                     folders.remove_tree(rel)
         if after_apply is not None:
             after_apply()

@@ -21,7 +21,7 @@ def commit(
 
     A path named explicitly must be tracked and present; unchanged data costs only a stat.
     """
-    pipeline = project.pipeline() if project.path("repro.yaml").is_file() else None
+    pipeline = project.pipeline()
     stages: list[str] = []
     others: list[str | Path] = []
     producers = (

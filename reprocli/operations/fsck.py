@@ -139,7 +139,11 @@ def _check_remote(
             if hash_file(tmp)[0] != oid.removesuffix(DIR_SUFFIX):
                 return Problem(oid, "its bytes do not hash to its name")
             if is_dir_oid(oid):
-                return _manifest_problem(tmp.read_bytes(), oid)
+                try:
+                    data = manifest.read_downloaded(tmp, where=f"manifest {oid}")
+                except ReproError as exc:
+                    return Problem(oid, str(exc))
+                return _manifest_problem(data, oid)
             return None
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -293,7 +293,7 @@ def _plan_remote(project: Project, name: str, keep: set[ObjectId], cutoff: float
         tmp = project.tmp_dir / f"gc-manifest-{os.getpid()}"
         try:
             target.get(oid, tmp)
-            data = tmp.read_bytes()
+            data = manifest.read_downloaded(tmp, where=f"manifest {oid} on {target.name}")
         except OSError as exc:
             raise StorageError(f"cannot read manifest {oid} from {target.name}: {exc}") from exc
         finally:

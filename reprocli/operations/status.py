@@ -102,7 +102,7 @@ def status(
     pointers = select(project.pointers(), project, paths)
     data = tuple(data_status(project, ptr, progress) for ptr in pointers)
     stages: tuple[Verdict, ...] = ()
-    if not paths and project.path(PIPELINE_FILE).is_file():
+    if not paths and os.path.lexists(project.path(PIPELINE_FILE)):  # a link is refused
         from reprocli.operations.run import load, predict  # noqa: PLC0415 - pipelines only
 
         _, graph = load(project)
