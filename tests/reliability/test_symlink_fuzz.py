@@ -246,18 +246,20 @@ _NEW_INSIDE = (
 
 def _pool(repo: Path, extra: list[str]) -> tuple[str, ...]:
     """Every file and folder of the project (but .git), the objects the cache lacks, and a new
-    name inside the folders an attack aims at."""
+    name inside the folders an attack aims at. The same on every machine: SQLite's side files
+    come and go, so they are named here whether they exist or not."""
     found = {
         p.relative_to(repo).as_posix()
         for p in repo.rglob("*")
         if not p.relative_to(repo).as_posix().startswith(".git/")
         and p.name not in (".git", "fresh.bin")
         and not p.name.startswith(".repro-tmp")
+        and not p.name.endswith(("-journal", "-wal", "-shm"))
     }
     found |= set(extra)
     found |= {f"{folder}/new".lstrip("/") for folder in _NEW_INSIDE}
-    found |= {".repro/config.local.yaml", ".repro/cache/tmp/new"}
-    found.discard(".repro/state/stat.db-journal")
+    found |= {".repro/config.local.yaml", ".repro/cache/tmp/new", ".repro/lock"}
+    found |= {f".repro/state/stat.db-{side}" for side in ("wal", "shm", "journal")}
     return tuple(sorted(found))
 
 
@@ -742,6 +744,18 @@ HOLES: list[SymlinkLayout] = [
     SymlinkLayout((("RUNS_FAN", "{up}outside"),), "head", name="runs-fanout-to-outside"),
     SymlinkLayout(((".repro/state/stat.db", "{repo}.git/config"),), "head", name="statdb-to-git"),
     SymlinkLayout(((".repro/state/stat.db", "{S}/home/.bashrc"),), "head", name="statdb-to-home"),
+    # ... brought in by the Git switch of `checkout REV`, after the command checked them
+    SymlinkLayout(((".repro/tmp", "{S}/home"),), "old", name="switch-brings-tmp-to-HOME"),
+    SymlinkLayout(
+        ((".repro/tmp", "{up}outside/missing"),), "old", name="switch-brings-tmp-dangling"
+    ),
+    SymlinkLayout(((".repro/cache/tmp", "{S}/home"),), "old", name="switch-brings-cache-tmp"),
+    SymlinkLayout(((".repro/cache/objects", "{up}outside"),), "old", name="switch-brings-objects"),
+    SymlinkLayout(((".repro/cache", "{up}outside"),), "old", name="switch-brings-cache"),
+    SymlinkLayout(((".repro/state", "{S}/home"),), "old", name="switch-brings-state"),
+    SymlinkLayout((("FAN_A1", "{S}/outside"),), "old", name="switch-brings-fanout"),
+    SymlinkLayout((("RUNS_FAN", "{S}/outside"),), "old", name="switch-brings-runs-fanout"),
+    SymlinkLayout(((".repro/lock", "{S}/home/.bashrc"),), "old", name="switch-brings-lock"),
     # params and metrics (or a folder on their path) read through a link
     SymlinkLayout((("params.yaml", "{up}outside/secret.json"),), "old", name="params-to-secret"),
     SymlinkLayout((("metrics.json", "{S}/outside/secret.json"),), "head", name="metrics-to-secret"),
