@@ -121,7 +121,10 @@ def add(
     if name in project.config.remotes:
         raise UsageError(
             f"remote {name!r} already exists",
-            hint=f"change it with `repro remote modify {name} KEY VALUE`",
+            hint=f"change it with `repro remote modify {name} KEY VALUE`"
+            if not local
+            else f"define your own with `repro remote modify --local {name} url URL`: "
+            "it replaces the other definition as a whole",
         )
     for key, value in {"url": url, **options}.items():
         _refuse_secrets(key, value, local=local)

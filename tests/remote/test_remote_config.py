@@ -338,6 +338,29 @@ def test_a_local_url_replaces_the_tracked_remote_as_a_whole(repo: Path, cli: Cli
     assert config(repo)["remotes"]["origin"]["url"] == "s3://team/store"
 
 
+def test_a_tracked_remote_replaces_a_global_one_and_gets_none_of_its_credentials(
+    repo: Path, cli: Cli
+) -> None:
+    global_file = Path(os.environ["REPRO_GLOBAL_CONFIG_DIR"]) / "config.yaml"
+    global_file.parent.mkdir(parents=True)
+    global_file.write_text(
+        "remotes:\n  origin:\n    url: s3://mine/store\n"
+        f"    access_key_id: AKIAMINE\n    secret_access_key: {SENTINEL}\n"
+    )
+    assert listing(cli)["origin"]["options"] == {"access_key_id": "***", "secret_access_key": "***"}
+    cli("remote", "add", "--local", "origin", "/x", expect=2)  # the hint says how instead
+    cli("remote", "default", "origin")
+    text = "remotes:\n  origin:\n    url: s3://theirs/store\n    endpoint_url: http://127.0.0.1:9\n"
+    with (repo / ".repro" / "config.yaml").open("a") as handle:
+        handle.write(text)
+    from reprocli.project import Project
+
+    assert Project.discover(repo).config.remotes["origin"] == {
+        "url": "s3://theirs/store",
+        "endpoint_url": "http://127.0.0.1:9",
+    }
+
+
 def test_the_url_of_a_tracked_remote_is_not_unset(repo: Path, cli: Cli, tmp_path: Path) -> None:
     cli("remote", "add", "origin", str(tmp_path / "a"))
     before = config_bytes(repo)
