@@ -261,7 +261,7 @@ def tracked_protocol(url: str) -> str:
     return scheme if len(scheme) > 1 else "file"  # one letter: a Windows drive
 
 
-def tracked_problems(spec: Mapping[Any, Any]) -> Iterator[str]:
+def tracked_problems(spec: Mapping[str, object]) -> Iterator[str]:
     """Why a remote definition may not be in the tracked config (nothing when it may)."""
     url = spec.get("url")
     if not isinstance(url, str):
@@ -286,7 +286,7 @@ def tracked_problems(spec: Mapping[Any, Any]) -> Iterator[str]:
         return
     options = TRACKED_COMMON | allowed
     for key, value in spec.items():
-        kind = options.get(key) if isinstance(key, str) else None
+        kind = options.get(key) if isinstance(key, str) else None  # YAML keys may be numbers
         if kind is None:
             yield (
                 f"option {key!r} may not be set in the tracked config for {protocol!r} "
