@@ -9,7 +9,7 @@ import contextlib
 import functools
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -373,16 +373,20 @@ def _check_tracked_internals(root: Path) -> None:
         return  # no Git around: nothing can have been committed
     # Run from `root`, ls-files prints paths relative to it, wherever the work tree starts.
     listed = GitRepo(root).run("ls-files", "-z", "--cached", "--", f":(icase){REPRO_DIR}")
-    for rel in sorted(p for p in listed.split("\0") if p):
-        if rel in TRACKED_INTERNALS:
-            continue
+    refuse_tracked_internals(listed.split("\0"), "is tracked by Git")
+
+
+def refuse_tracked_internals(names: Iterable[str], how: str) -> None:
+    """Raise UnsafePathError for the first of `names` (paths Git holds) under `.repro/`, in
+    any letter case, that is not one of TRACKED_INTERNALS; `how` says where Git holds it."""
+    for rel in sorted(n for n in names if n and is_own(n) and n not in TRACKED_INTERNALS):
         what = (
             "the local config, which must never be committed"
             if rel.lower().endswith(configmod.LOCAL_FILE)
             else f"repro's own files, of which Git may only track {REPRO_DIR}/config.yaml"
         )
         raise UnsafePathError(
-            f"{rel}: is tracked by Git, but it is {what}",
+            f"{rel}: {how}, but it is {what}",
             hint=f"check what the repository put there, then `git rm -r --cached {rel}`",
         )
 

@@ -139,6 +139,16 @@ class GitRepo:
                         shas.append(sha)
         return list(dict.fromkeys(shas))
 
+    def own_files_at(self, rev: str) -> list[str]:
+        """Every path `rev` commits under a root folder named `.repro` in any letter case
+        (a link or file at such a name included)."""
+        roots = self.run("ls-tree", "-z", "--name-only", "--full-tree", rev).split("\0")
+        own = [name for name in roots if name.lower() == ".repro"]
+        if not own:
+            return []
+        listed = self.run("ls-tree", "-r", "-z", "--name-only", "--full-tree", rev, "--", *own)
+        return [name for name in listed.split("\0") if name]
+
     def files_at(self, rev: str, suffix: str | tuple[str, ...]) -> dict[str, bytes]:
         """The content of every file whose path ends with `suffix` in the tree of `rev`."""
         listing = self.run("ls-tree", "-r", "-z", "--full-tree", rev)

@@ -36,7 +36,7 @@ from reprocli.errors import (
 )
 from reprocli.operations.revisions import WORKSPACE, Rev, resolve
 from reprocli.operations.status import select
-from reprocli.project import LOCK_FILE, Project, stage_outputs
+from reprocli.project import LOCK_FILE, Project, refuse_tracked_internals, stage_outputs
 
 LISTED = 10
 
@@ -162,6 +162,9 @@ def switch(
             f"Git has uncommitted changes in {len(dirty)} file(s): {_listing(dirty)}",
             hint="commit or stash them (`git stash`), then check out again",
         )
+    # Checked before Git moves: after the switch, a `.repro/tmp` link that `rev` commits
+    # would already be where this very command writes its temp files.
+    refuse_tracked_internals(git.own_files_at(rev.sha), f"is committed at {rev.name}")
     target = project.pointers_at([rev.sha])
     wanted = [p.data for p in target]
     leaving = [

@@ -604,3 +604,34 @@ def test_repros_own_folder_is_recognised_in_any_letter_case(
     attack.clone()
     for outcome in attack.run(("checkout", "--force"), ("status",)):
         refused(outcome, ".repro", spelling)
+
+
+# --- the same links, brought in by the Git switch of `checkout REV` ----------------------------
+
+SWITCHED_IN = {
+    ".repro": "{S}/outside",
+    ".repro/tmp": "{S}/outside",
+    ".repro/cache": "{S}/outside",
+    ".repro/cache/tmp": "{S}/outside",
+    ".repro/state": "{S}/outside",
+    ".repro/state/stat.db": "{S}/outside/victim.txt",
+    ".repro/lock": "{S}/home/.bashrc",
+    ".repro/config.local.yaml": "{S}/outside/victim.txt",
+    ".Repro/tmp": "{S}/outside",
+}
+
+
+@pytest.mark.parametrize("where", sorted(SWITCHED_IN))
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_checkout_rev_refuses_a_revision_that_commits_repros_own_files_before_git_moves(
+    attack: Attack, where: str, force: bool
+) -> None:
+    attack.commit_links({where: SWITCHED_IN[where]}, message="evil")
+    git(attack.attacker, "tag", "evil")
+    git(attack.attacker, "reset", "-q", "--hard", "HEAD~1")
+    attack.clone()
+    assert attack.invoke("pull").exit_code == 0
+    head = git(attack.repo, "rev-parse", "HEAD")
+    (outcome,) = attack.run(("checkout", "evil", *(["--force"] if force else [])))
+    refused(outcome, "committed at evil")
+    assert git(attack.repo, "rev-parse", "HEAD") == head  # Git never moved
