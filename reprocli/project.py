@@ -172,7 +172,9 @@ class Project:
             raise RemoteError(
                 f"remote {name!r} has no url", hint=f"repro remote modify {name} url URL"
             )
-        return RemoteSpec(name, url, {k: v for k, v in spec.items() if k != "url"})
+        sources = self.config.remote_sources.get(name, {})
+        tracked = frozenset(k for k, source in sources.items() if source.level == "repo")
+        return RemoteSpec(name, url, {k: v for k, v in spec.items() if k != "url"}, tracked)
 
     def open_remote(self, name: str | None = None, *, jobs: int) -> Remote:
         """Connect to a configured remote (the default one when `name` is None)."""

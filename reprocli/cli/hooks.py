@@ -184,7 +184,7 @@ def doctor(
             mark = " (default)" if r.default else ""
             state = r.detail if r.reachable else f"UNREACHABLE: {r.detail}"
             origin = f" ({sources_text(r.sources)})" if r.sources else ""
-            render.out(f"remote     {r.name}{mark} {r.url}: {state}{origin}")
+            render.out(render.one_line(f"remote     {r.name}{mark} {r.url}: {state}{origin}"))
         for problem in report.problems:
             render.warn(opts, problem)
     if report.problems:

@@ -88,13 +88,14 @@ def list_(ctx: typer.Context, json: Json = False) -> None:
     if opts.json:
         render.emit_json({"remotes": [remote_payload(r) for r in remotes]})
         return
+    line = render.one_line  # a field may not hold the tab that separates them
     for r in remotes:
-        extra = " ".join(f"{k}={v}" for k, v in r.options.items())
+        extra = " ".join(line(f"{k}={v}") for k, v in r.options.items())
         render.out(
-            f"{r.name}\t{r.url}"
+            f"{r.name}\t{line(r.url)}"
             + ("\t(default)" if r.default else "")
             + (f"\t{extra}" if extra else "")
-            + (f"\t{sources_text(r.sources)}" if r.sources else "")
+            + (f"\t{line(sources_text(r.sources))}" if r.sources else "")
         )
 
 

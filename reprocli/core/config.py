@@ -232,10 +232,19 @@ def _check_tracked_link_types(value: str, path: Path) -> None:
         )
 
 
+REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""What a remote may be called."""
+
+
 def _check_remotes(values: object, path: Path, level: Level) -> None:
     if not isinstance(values, dict):
         raise InvalidFileError(f"{path}: remotes must be a mapping of names")
     for name, options in values.items():
+        if not isinstance(name, str) or not REMOTE_NAME.fullmatch(name):
+            # names are printed (remote list, doctor, errors): no escape sequence in them
+            raise InvalidFileError(
+                f"{path}: remote name {name!r} is not letters, digits and `_.-` (after the first)"
+            )
         if not isinstance(options, dict) or not isinstance(options.get("url", ""), str):
             raise InvalidFileError(f"{path}: remote {name!r} must be a mapping with a url")
         if level != "repo":

@@ -24,7 +24,7 @@ from reprocli.core.remotes import (
 from reprocli.errors import RemoteError, UsageError
 from reprocli.project import Project
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME = configmod.REMOTE_NAME
 
 
 @dataclass(frozen=True, slots=True)

@@ -723,7 +723,8 @@ _OPTION = st.text(min_size=1, max_size=10).filter(str.isidentifier)
     remotes=st.dictionaries(
         st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,8}", fullmatch=True),
         st.fixed_dictionaries(
-            {"url": st.text(max_size=30)},
+            # any text in the path of a URL the tracked level allows (its protocols are listed)
+            {"url": st.text(max_size=30).map(lambda t: "s3://bucket/" + t.replace("::", ""))},
             optional={"endpoint_url": st.text(max_size=20), "jobs": st.integers(1, 64)},
         ),
         max_size=3,
