@@ -576,12 +576,17 @@ def _holds_sentinel(path: Path, st_: os.stat_result, memo: dict[tuple[object, ..
     return memo[key]
 
 
-def leaks(
-    sandbox: FuzzSandbox, committed: dict[str, str], inodes: set[tuple[int, int]]
-) -> set[str]:
+def leaks(sandbox: FuzzSandbox, committed: dict[str, str]) -> set[str]:
     """Outside bytes or files that reached the workspace, the cache, the index or the remote
     (a tracked file's workspace bytes are covered by the workspace, hence no `git diff`)."""
     repo, found, memo = sandbox.repo, set(), sandbox.memo
+    inodes: list[set[tuple[int, int]]] = []
+
+    def guarded() -> set[tuple[int, int]]:  # now: Git's rewrites free inodes for reuse
+        if not inodes:
+            inodes.append(_outside_inodes(sandbox.root))
+        return inodes[0]
+
     real_repo = os.path.realpath(repo)
     for rel, st_ in _walk(repo):
         path = repo / rel
@@ -591,7 +596,7 @@ def leaks(
             if not ours and not (real == real_repo or real.startswith(real_repo + "/")):
                 found.add(f"workspace: {rel} is a link to {os.readlink(path)} (outside)")
         elif stat.S_ISREG(st_.st_mode):
-            if (st_.st_dev, st_.st_ino) in inodes:
+            if st_.st_nlink > 1 and (st_.st_dev, st_.st_ino) in guarded():
                 found.add(f"workspace: {rel} is a hard link to a file outside or under .git/")
             elif line := _holds_sentinel(path, st_, memo):
                 found.add(f"workspace: {rel} holds outside bytes ({line})")
@@ -666,12 +671,11 @@ def run_layout(
     heads = apply_layout(root, layout)
     sandbox = FuzzSandbox(root, heads)
     committed = {path: render(target, path, root) for path, target in layout.links}
-    inodes = _outside_inodes(root)
     linked = layout.links[-1][0]  # a chain's link comes before the link that uses it
     report.layouts += 1
     if TRACE:
         print(f"\n{layout}")
-    seen = leaks(sandbox, committed, inodes)
+    seen = leaks(sandbox, committed)
     before = sandbox.snapshot()
     for template in COMMANDS:
         args = tuple(a.format(linked=linked) for a in template)
@@ -689,7 +693,7 @@ def run_layout(
             said = (outcome.stderr.strip() or outcome.stdout.strip()).splitlines()[:1]
             report.add(layout, args, "crashes", [f"unclean exit {outcome.exit_code}: {said}"])
         printed = _sentinel_lines((outcome.stdout + outcome.stderr).encode())
-        now = leaks(sandbox, committed, inodes)
+        now = leaks(sandbox, committed)
         report.add(layout, args, "reads", [f"printed: {line}" for line in printed[:2]])
         report.add(layout, args, "reads", sorted(now - seen))
         seen |= now
