@@ -855,6 +855,15 @@ class LockWatch:
     unreadable: list[str] = field(default_factory=list)
 
 
+def _target(path: Any, dir_fd: Any) -> str:
+    """The absolute path an audited rename writes: `path`, relative to `dir_fd` when given
+    (workspace files are published through folder descriptors: core/folders.py)."""
+    name = os.fsdecode(path)
+    if isinstance(dir_fd, int) and dir_fd >= 0:
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
+    return name
+
+
 def watched_run(root: Path, *args: str) -> tuple[typer.testing.Result, LockWatch]:
     """Run `repro ARGS` in-process, watching repro.lock: who publishes it and how, and
     whether a reader polling it all along ever sees anything but a whole, valid lock."""
@@ -865,7 +874,7 @@ def watched_run(root: Path, *args: str) -> tuple[typer.testing.Result, LockWatch
     stop = threading.Event()
 
     def on_event(event: str, event_args: tuple[Any, ...]) -> None:
-        if event == "os.rename" and os.fsdecode(event_args[1]) == lock:
+        if event == "os.rename" and _target(event_args[1], event_args[3]) == lock:
             watch.publishes.append((threading.get_ident(), os.fsdecode(event_args[0])))
         elif event == "open" and event_args[0] is not None:
             path = os.fsdecode(event_args[0]) if isinstance(event_args[0], str | bytes) else ""

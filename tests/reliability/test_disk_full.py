@@ -1075,16 +1075,30 @@ def test_every_io_call_of_add_and_checkout_failing_once_is_a_clean_error(
 
 
 def fail_small_file(patch: pytest.MonkeyPatch, suffix: str, kind: str) -> list[str]:
-    """ENOSPC from `os.write`, `os.fsync` or `os.replace` while atomic.write_bytes publishes a
-    file whose path ends with `suffix` (every other file is written normally).
+    """ENOSPC from `os.write`, `os.fsync` or `os.replace` while atomic.write_bytes (repro's
+    own files) or Folders.write_bytes (workspace files, through folder descriptors) publishes
+    a file whose path ends with `suffix` (every other file is written normally).
 
     Returns the list of such publishes attempted, filled as the command runs.
     """
     from reprocli.core import atomic
+    from reprocli.core.folders import Folders
 
     original = atomic.write_bytes
+    original_at = Folders.write_bytes
     active: list[bool] = []
     hits: list[str] = []
+
+    def write_at(self: Folders, rel: str, *args: Any, **kwargs: Any) -> None:
+        targeted = rel.endswith(suffix)
+        if targeted:
+            active.append(True)
+            hits.append(rel)
+        try:
+            original_at(self, rel, *args, **kwargs)
+        finally:
+            if targeted:
+                active.pop()
 
     def write_bytes(dest: Path, *args: Any, **kwargs: Any) -> None:
         targeted = str(dest).endswith(suffix)
@@ -1106,6 +1120,7 @@ def fail_small_file(patch: pytest.MonkeyPatch, suffix: str, kind: str) -> list[s
         return wrapper
 
     patch.setattr(atomic, "write_bytes", write_bytes)
+    patch.setattr(Folders, "write_bytes", write_at)
     patch.setattr(os, kind, failing(getattr(os, kind)))
     return hits
 
