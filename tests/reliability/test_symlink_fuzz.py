@@ -286,6 +286,8 @@ TARGETS: dict[str, str] = {
     "rel-json": "{up}outside/secret.json",
     "rel-outside": "{up}outside",
     "rel-outside-data": "{up}outside/data",
+    "rel-outside-slash": "{up}outside/",
+    "abs-double-slash": "{S}//outside/secret.json",
     "abs-secret": "{S}/outside/secret.txt",
     "abs-json": "{S}/outside/secret.json",
     "abs-outside": "{S}/outside",
@@ -306,6 +308,7 @@ TARGETS: dict[str, str] = {
     "big": "{up}outside/big.txt",
     "cache-dotdot": "{repo}.repro/cache/objects/../../../../outside/secret.txt",
     "cache-dotdot-abs": "{S}/repo/.repro/cache/objects/../../../../outside/secret.json",
+    "cache-dot-abs": "{S}/repo/.repro/cache/objects/./5c/../../../../../outside/secret.txt",
 }
 OUTSIDE_KINDS = [k for k in TARGETS if not k.startswith(("git", "dangling-inside"))]
 
@@ -426,11 +429,16 @@ READ_ONLY: tuple[tuple[str, ...], ...] = (
     ("diff",),
     ("diff", "HEAD~1"),
     ("log", "data"),
+    ("log", "out/result.txt"),
     ("metrics", "show"),
     ("metrics", "show", "--md"),
     ("metrics", "show", "HEAD~1"),
     ("metrics", "diff", "HEAD~1", "--md"),
     ("params", "diff", "HEAD~1"),
+    ("params", "diff", "HEAD~1", "--all", "--json"),
+    ("metrics", "show", "--all-commits", "--json"),
+    ("diff", "HEAD~1", "HEAD", "--json"),
+    ("status", "--remote"),
     ("dag",),
     ("run", "--dry"),
     ("gc", "--dry"),
