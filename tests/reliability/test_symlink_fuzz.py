@@ -279,8 +279,9 @@ def _env(root: Path) -> dict[str, str]:
 
 # --- layouts -------------------------------------------------------------------------------------
 
-# Placeholders: {S} the sandbox (absolute), {up} the way from the link's folder up to S,
-# {repo} the way up to the repository root, {sname} the sandbox's own name.
+# Placeholders: {S} the sandbox (absolute), {up} the way from the link's folder up to S
+# (`../../`), {repo} the way up to the repository root (empty at the root), {sname} the
+# sandbox's own name.
 TARGETS: dict[str, str] = {
     "rel-secret": "{up}outside/secret.txt",
     "rel-json": "{up}outside/secret.json",
@@ -362,9 +363,30 @@ def layouts(draw: st.DrawFn, pool: tuple[str, ...]) -> SymlinkLayout:
 
 def render(target: str, link: str, root: Path) -> str:
     depth = link.count("/")
-    return target.format(
-        S=root, up="/".join([".."] * (depth + 1)), repo="../" * depth, sname=root.name
-    )
+    return target.format(S=root, up="../" * (depth + 1), repo="../" * depth, sname=root.name)
+
+
+def test_each_link_target_leads_where_its_name_says(tmp_path: Path) -> None:
+    root = tmp_path / "S"
+    expected = {
+        "rel-secret": "outside/secret.txt",
+        "rel-outside": "outside",
+        "rel-outside-slash": "outside",
+        "abs-double-slash": "outside/secret.json",
+        "dotdot-to-S": "",
+        "out-and-back": "outside/secret.json",
+        "git-config": "repo/.git/config",
+        "git-hooks-abs": "repo/.git/hooks",
+        "dangling-inside": "repo/nowhere",
+        "cache-dotdot": "outside/secret.txt",
+        "cache-dotdot-abs": "outside/secret.json",
+        "cache-dot-abs": "outside/secret.txt",
+    }
+    for link in ("x", "data/sub/x", ".repro/cache/objects/ab"):
+        folder = root / "repo" / os.path.dirname(link)
+        for kind, where in expected.items():
+            landed = os.path.normpath(folder / render(TARGETS[kind], link, root))
+            assert landed == os.path.normpath(root / where), (link, kind)
 
 
 def _git(repo: Path, *args: str, index: Path | None = None, stdin: str | None = None) -> str:
