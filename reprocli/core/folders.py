@@ -20,6 +20,7 @@ from types import TracebackType
 
 from reprocli.core import atomic
 from reprocli.core.atomic import storage_error
+from reprocli.core.paths import has_symlink_parent
 from reprocli.errors import InvalidFileError, UnsafePathError
 
 _FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -132,7 +133,7 @@ class Folders:
         try:
             parent = self.fd(folder)
         except UnsafePathError:
-            if not _has_link_on_the_way(self.root, folder):
+            if has_symlink_parent(self.root, folder + "/") is None:
                 raise FileNotFoundError(errno.ENOENT, "no such file", rel) from None  # a file
             raise UnsafePathError(
                 f"{rel}: a folder on the way is a symlink; repro does not read through links"
@@ -218,14 +219,3 @@ def write_bytes(root: Path, rel: str, data: bytes, *, tmp_dir: Path | None = Non
     with Folders(root, keep=4) as folders:
         folders.write_bytes(rel, data, tmp_dir=tmp_dir)
 
-
-def _has_link_on_the_way(root: Path, folder: str) -> bool:
-    current = root
-    for part in folder.split("/"):
-        current = current / part
-        try:
-            if stat.S_ISLNK(os.lstat(current).st_mode):
-                return True
-        except OSError:
-            return False
-    return False
