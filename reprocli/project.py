@@ -215,11 +215,7 @@ class Project:
             files = set(self._walk_pointers())
         # Anything but a folder counts: a pointer that is a link or a device is refused by
         # read_pointer, never silently skipped (nor followed).
-        return sorted(
-            RepoPath(p)
-            for p in files
-            if os.path.lexists(self.root / p) and not _is_real_folder(self.root / p)
-        )
+        return sorted(RepoPath(p) for p in files if _is_present_non_folder(self.root / p))
 
     def _walk_pointers(self) -> Iterator[str]:
         for folder, dirs, names in os.walk(self.root):
@@ -393,8 +389,11 @@ def refuse_tracked_internals(names: Iterable[str], how: str) -> None:
         )
 
 
-def _is_real_folder(path: Path) -> bool:
-    return stat.S_ISDIR(os.lstat(path).st_mode)
+def _is_present_non_folder(path: Path) -> bool:
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def stage_outputs(entries: dict[str, LockEntry]) -> list[Pointer]:
