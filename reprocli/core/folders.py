@@ -218,4 +218,3 @@ def write_bytes(root: Path, rel: str, data: bytes, *, tmp_dir: Path | None = Non
     """`Folders.write_bytes` for one file under `root`."""
     with Folders(root, keep=4) as folders:
         folders.write_bytes(rel, data, tmp_dir=tmp_dir)
-
