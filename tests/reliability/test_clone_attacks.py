@@ -27,14 +27,14 @@ import pytest
 
 from tests.builders import git, make_tree
 from tests.reliability.test_confinement import (
-    TEMPLATE_ENV,
     Invoke,
     Outcome,
     Sandbox,
-    _cached_command,
     _fingerprint,
     confined,
     make_invoke,
+    template_cli,
+    template_env,
 )
 
 SENTINEL = "SENTINEL-5b0e-read-from-outside"
@@ -70,31 +70,10 @@ def attacker_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The attacker's project at `attacker/`, pushed to the folder remote `remote/`: tracked
     data (`data/`, `d/e/data/`, `model.bin`), a stage with a cached output and two metrics
     files (`m/config`, `n/o/config`), tagged v1 (lr 1), then v2 (lr 2) on main."""
-    import typer.testing
-
-    from reprocli.cli.app import app
-
     base = tmp_path_factory.mktemp("attacker-template")
     repo = base / "attacker"
     repo.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(base / "home"))
-        mp.setenv("GIT_CONFIG_GLOBAL", str(base / "home" / ".gitconfig"))
-        mp.setenv("REPRO_GLOBAL_CONFIG_DIR", str(base / "home" / "g"))
-        mp.setenv("REPRO_SYSTEM_CONFIG_DIR", str(base / "home" / "s"))
-        for name, value in TEMPLATE_ENV.items():
-            mp.setenv(name, value)
-        for name in list(os.environ):
-            if name.startswith(("GIT_DIR", "GIT_INDEX", "GIT_WORK_TREE", "AWS_", "FSSPEC_")):
-                mp.delenv(name)
-        mp.setattr(typer.testing, "_get_command", _cached_command)
-        mp.chdir(repo)
-        runner = typer.testing.CliRunner()
-
-        def cli(*args: str) -> None:
-            result = runner.invoke(app, list(args), catch_exceptions=False)
-            assert result.exit_code == 0, (args, result.stdout, result.stderr)
-
+    with template_cli(repo, template_env(base / "home")) as cli:
         git(repo, "init", "-q", "-b", "main")
         cli("init")
         make_tree(

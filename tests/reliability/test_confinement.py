@@ -777,6 +777,44 @@ TEMPLATE_ENV = {
     "GIT_COMMITTER_EMAIL": "test@example.com",
     "NO_COLOR": "1",
 }
+
+
+def template_env(home: Path) -> dict[str, str]:
+    """The environment of a module-scoped template project whose HOME is `home`."""
+    return TEMPLATE_ENV | {
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "REPRO_GLOBAL_CONFIG_DIR": str(home / "repro-global"),
+        "REPRO_SYSTEM_CONFIG_DIR": str(home / "repro-system"),
+    }
+
+
+@contextlib.contextmanager
+def template_cli(repo: Path, env: dict[str, str]) -> Iterator[Callable[..., None]]:
+    """Inside: `env` set, no Git or cloud variables, `repo` the working directory, and a
+    `cli(*args)` that runs repro in-process and asserts exit 0 — for the module-scoped
+    templates, which cannot use the function-scoped fixtures."""
+    import typer.testing
+
+    from reprocli.cli.app import app
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        for name in list(os.environ):
+            if name.startswith(("GIT_DIR", "GIT_INDEX", "GIT_WORK_TREE", "AWS_", "FSSPEC_")):
+                mp.delenv(name)
+        mp.setattr(typer.testing, "_get_command", _cached_command)
+        mp.chdir(repo)
+        runner = typer.testing.CliRunner()
+
+        def cli(*args: str) -> None:
+            result = runner.invoke(app, list(args), catch_exceptions=False)
+            assert result.exit_code == 0, (args, result.stdout, result.stderr)
+
+        yield cli
+
+
 STAGE_YAML = """\
 stages:
   train:
@@ -791,31 +829,10 @@ stages:
 def g3_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project with a tracked folder, a tracked file, a hook-like folder and a stage output,
     run, pushed to the folder remote `../remote` (with its run record) and committed."""
-    import typer.testing
-
-    from reprocli.cli.app import app
-
     base = tmp_path_factory.mktemp("g3-template")
     repo = base / "repo"
     repo.mkdir()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(base / "home"))
-        mp.setenv("GIT_CONFIG_GLOBAL", str(base / "home" / ".gitconfig"))
-        mp.setenv("REPRO_GLOBAL_CONFIG_DIR", str(base / "home" / "g"))
-        mp.setenv("REPRO_SYSTEM_CONFIG_DIR", str(base / "home" / "s"))
-        for name, value in TEMPLATE_ENV.items():
-            mp.setenv(name, value)
-        for name in list(os.environ):
-            if name.startswith(("GIT_DIR", "GIT_INDEX", "GIT_WORK_TREE", "AWS_", "FSSPEC_")):
-                mp.delenv(name)
-        mp.setattr(typer.testing, "_get_command", _cached_command)
-        mp.chdir(repo)
-        runner = typer.testing.CliRunner()
-
-        def cli(*args: str) -> None:
-            result = runner.invoke(app, list(args), catch_exceptions=False)
-            assert result.exit_code == 0, (args, result.stdout, result.stderr)
-
+    with template_cli(repo, template_env(base / "home")) as cli:
         git(repo, "init", "-q", "-b", "main")
         cli("init")
         make_tree(

@@ -43,13 +43,13 @@ from hypothesis import strategies as st
 from tests.builders import git, make_tree
 from tests.reliability.test_confinement import (
     _GIT_OWN,
-    TEMPLATE_ENV,
     Invoke,
     Outcome,
     Sandbox,
     Witness,
-    _cached_command,
     make_invoke,
+    template_cli,
+    template_env,
     watching,
 )
 
@@ -157,27 +157,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     new data, params, commands, metrics, a new tracked folder `more/images` and no `legacy/`;
     only `data` is pushed, and its new file is then dropped from the cache (fetch and pull
     have work, push too)."""
-    import typer.testing
-
-    from reprocli.cli.app import app
-
     root = tmp_path_factory.mktemp("symlink-fuzz") / "S"
     repo = root / "repo"
     repo.mkdir(parents=True)
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in _env(root).items():
-            mp.setenv(name, value)
-        for name in list(os.environ):
-            if name.startswith(("GIT_DIR", "GIT_INDEX", "GIT_WORK_TREE", "AWS_", "FSSPEC_")):
-                mp.delenv(name)
-        mp.setattr(typer.testing, "_get_command", _cached_command)
-        mp.chdir(repo)
-        runner = typer.testing.CliRunner()
-
-        def cli(*args: str) -> None:
-            result = runner.invoke(app, list(args), catch_exceptions=False)
-            assert result.exit_code == 0, (args, result.stdout, result.stderr)
-
+    with template_cli(repo, _env(root)) as cli:
         git(repo, "init", "-q", "-b", "main")
         cli("init")
         make_tree(
@@ -268,13 +251,7 @@ def _pool(repo: Path, extra: list[str]) -> tuple[str, ...]:
 
 
 def _env(root: Path) -> dict[str, str]:
-    home = root / "home"
-    return TEMPLATE_ENV | {
-        "HOME": str(home),
-        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-        "REPRO_GLOBAL_CONFIG_DIR": str(home / "repro-global"),
-        "REPRO_SYSTEM_CONFIG_DIR": str(home / "repro-system"),
-    }
+    return template_env(root / "home")
 
 
 # --- layouts -------------------------------------------------------------------------------------
