@@ -252,13 +252,18 @@ class History:
 
     def blob_id(self, sha: str, path: str) -> str | None:
         """The blob id of `path` in commit `sha`, or None when the commit has no such file."""
+        header = self._blob_header(sha, path)
+        return None if header is None else header[0]
+
+    def _blob_header(self, sha: str, path: str) -> tuple[str, int] | None:
+        """(blob id, size) of `path` in commit `sha`, or None when it is not a file there."""
         if "\n" in path:
             return None
         try:
-            found, kind, _ = self._repo.git.get_object_header(f"{sha}:{path}")
+            found, kind, size = self._repo.git.get_object_header(f"{sha}:{path}")
         except ValueError:
             return None
-        return _text(found) if _text(kind) == "blob" else None
+        return (_text(found), int(size)) if _text(kind) == "blob" else None
 
     def read_blob(self, blob: str) -> bytes:
         """The content of blob `blob`."""
@@ -267,17 +272,13 @@ class History:
     def read(self, sha: str, path: str, *, limit: int | None = None) -> bytes | None:
         """The content of `path` in commit `sha`, or None when there is no such file; with
         `limit`, a blob larger than that is refused before it is read."""
-        if "\n" in path:
+        header = self._blob_header(sha, path)
+        if header is None:
             return None
-        try:
-            found, kind, size = self._repo.git.get_object_header(f"{sha}:{path}")
-        except ValueError:
-            return None
-        if _text(kind) != "blob":
-            return None
-        if limit is not None and int(size) > limit:
+        blob, size = header
+        if limit is not None and size > limit:
             raise InvalidFileError(f"{sha[:12]}:{path}: file is larger than {limit} bytes")
-        return self.read_blob(_text(found))
+        return self.read_blob(blob)
 
     def commits(self, sha: str, paths: list[str]) -> list[CommitInfo]:
         """Commits reachable from `sha` that changed any of `paths`, newest first."""
