@@ -46,7 +46,8 @@ from tests.reliability.test_confinement import (
     make_invoke,
     make_sandbox,
 )
-from tests.remote.conftest import fake_aws_env, new_bucket, quiet_werkzeug, s3_client
+from tests.remote import conftest as remote_fixtures
+from tests.remote.conftest import fake_aws_env, new_bucket, s3_client
 
 # Every command that opens the default remote (checkout does when objects are missing).
 REMOTE_COMMANDS: tuple[tuple[str, ...], ...] = (
@@ -474,17 +475,8 @@ def recording_server() -> Iterator[Recorder]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on a loopback port for this module (as tests/remote does)."""
-    quiet_werkzeug()
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+# The session's moto server on a loopback port, requested by name (tests/remote/conftest.py).
+s3_server = remote_fixtures.s3_server
 
 
 TOKEN = "SENTINEL-session-token-6a1f"
@@ -501,14 +493,14 @@ def tracked_s3(url: str, endpoint: str) -> dict[str, Any]:
 def test_a_local_redefinition_sends_nothing_to_the_tracked_endpoint(
     victim: Victim,
     invoke: Invoke,
-    s3_endpoint: str,
+    s3_server: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     user_endpoint: str,
 ) -> None:
     fake_aws_env(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_SESSION_TOKEN", TOKEN)
-    client = s3_client(s3_endpoint)
+    client = s3_client(s3_server)
     bucket = new_bucket(client)
     with recording_server() as attacker:
         sandbox = victim(tracked_s3(f"s3://{bucket}/team", attacker.url))
@@ -522,9 +514,9 @@ def test_a_local_redefinition_sends_nothing_to_the_tracked_endpoint(
         # The user follows the docs: their own `origin`, in the local config.
         ok("remote", "modify", "--local", "origin", "url", f"s3://{bucket}/mine")
         if user_endpoint == "environment":
-            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)
         else:
-            ok("remote", "modify", "--local", "origin", "endpoint_url", s3_endpoint)
+            ok("remote", "modify", "--local", "origin", "endpoint_url", s3_server)
 
         (repo / "mine.bin").write_bytes(b"the user's own data\n")
         ok("add", "mine.bin")
@@ -543,20 +535,20 @@ def test_a_local_redefinition_sends_nothing_to_the_tracked_endpoint(
 
     merged = Project.discover(repo).config.remotes["origin"]
     assert merged == {"url": f"s3://{bucket}/mine"} | (
-        {} if user_endpoint == "environment" else {"endpoint_url": s3_endpoint}
+        {} if user_endpoint == "environment" else {"endpoint_url": s3_server}
     )
     listed = ok("--json", "remote", "list").stdout
     assert attacker.url not in listed and '"repo"' not in listed
 
 
 def test_the_allowed_tracked_s3_options_still_push_and_pull(
-    victim: Victim, invoke: Invoke, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch,
+    victim: Victim, invoke: Invoke, s3_server: str, monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     fake_aws_env(monkeypatch, tmp_path)
-    client = s3_client(s3_endpoint)
+    client = s3_client(s3_server)
     bucket = new_bucket(client)
-    spec = tracked_s3(f"s3://{bucket}/team", s3_endpoint) | {"region": "us-east-1"}
+    spec = tracked_s3(f"s3://{bucket}/team", s3_server) | {"region": "us-east-1"}
     sandbox = victim(spec)
     (sandbox.repo / "mine.bin").write_bytes(b"team data\n")
     for args in (("add", "mine.bin"), ("push", "mine.bin"), ("status", "--remote", "mine.bin")):
