@@ -79,6 +79,14 @@ def sync_filesystem(path: Path) -> None:
     os.sync()
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of `data` to `fd`: a short write (a nearly full disk) never passes
+    for a whole one."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_bytes(
     dest: Path,
     data: bytes,
@@ -100,9 +108,7 @@ def write_bytes(
         try:
             if exact_mode:
                 os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -177,16 +177,15 @@ class Folders:
         folder's filesystem, else beside the target."""
         folder, _, name = rel.rpartition("/")
         parent = self.fd(folder, create=True)
-        tmp_fd: int | None = None
-        tmp = f"{tmp_dir}/{atomic.temp_name()}" if tmp_dir is not None else ""
-        if not tmp or os.stat(tmp_dir).st_dev != os.fstat(parent).st_dev:  # type: ignore[arg-type]
+        tmp_fd: int | None
+        if tmp_dir is not None and os.stat(tmp_dir).st_dev == os.fstat(parent).st_dev:
+            tmp, tmp_fd = f"{tmp_dir}/{atomic.temp_name()}", None
+        else:
             tmp, tmp_fd = atomic.temp_name(), parent
         try:
             fd = os.open(tmp, _CREATE, mode, dir_fd=tmp_fd)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                atomic.write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
